@@ -1,0 +1,307 @@
+// Package config turns what the Secrets Store CSI driver sends in a Mount
+// request (the SecretProviderClass parameters merged with the pod's volume
+// attributes, the node-publish secrets and the default file permission) into a
+// validated Config. It performs no I/O: every error it returns is the caller's
+// input being wrong, and is reported as InvalidArgument.
+//
+// Parameter names and meanings follow hashicorp/vault-csi-provider so existing
+// SecretProviderClass objects work unchanged.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SecretProviderClass parameter names.
+const (
+	ParamRoleName                 = "roleName"
+	ParamVaultAddress             = "vaultAddress"
+	ParamVaultNamespace           = "vaultNamespace"
+	ParamVaultAuthMountPath       = "vaultAuthMountPath"
+	ParamVaultKubernetesMountPath = "vaultKubernetesMountPath"
+	ParamAudience                 = "audience"
+	ParamVaultCACertPath          = "vaultCACertPath"
+	ParamVaultCADirectory         = "vaultCADirectory"
+	ParamVaultTLSServerName       = "vaultTLSServerName"
+	ParamVaultTLSClientCertPath   = "vaultTLSClientCertPath"
+	ParamVaultTLSClientKeyPath    = "vaultTLSClientKeyPath"
+	ParamVaultSkipTLSVerify       = "vaultSkipTLSVerify"
+	ParamObjects                  = "objects"
+
+	// Attributes the driver adds for every pod.
+	AttrPodName            = "csi.storage.k8s.io/pod.name"
+	AttrPodNamespace       = "csi.storage.k8s.io/pod.namespace"
+	AttrPodUID             = "csi.storage.k8s.io/pod.uid"
+	AttrServiceAccountName = "csi.storage.k8s.io/serviceAccount.name"
+	AttrServiceAccountToks = "csi.storage.k8s.io/serviceAccount.tokens"
+)
+
+// DefaultAudience is the audience whose driver-issued token is used when the
+// SecretProviderClass sets none (the CSIDriver's tokenRequests audience).
+const DefaultAudience = "vault"
+
+// Error is an input error. Its message is meant for the pod's events, so it
+// says which parameter or object is wrong and how to fix it.
+type Error struct{ msg string }
+
+func (e *Error) Error() string { return e.msg }
+
+// Errorf returns an input error.
+func Errorf(format string, args ...any) error { return &Error{msg: fmt.Sprintf(format, args...)} }
+
+func errorf(format string, args ...any) error { return Errorf(format, args...) }
+
+// IsInputError reports whether err (or anything it wraps) is an input error.
+func IsInputError(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+// Defaults are the provider-wide settings (from flags and VAULT_* environment
+// variables) that a SecretProviderClass may override.
+type Defaults struct {
+	VaultAddress   string
+	VaultNamespace string
+	AuthMountPath  string
+	TLS            TLS
+}
+
+// TLS holds the Vault client TLS settings. Paths are read on the provider's
+// node, not in the pod.
+type TLS struct {
+	CACert        string
+	CADirectory   string
+	ServerName    string
+	ClientCert    string
+	ClientKey     string
+	SkipTLSVerify bool
+}
+
+// Pod identifies the pod the volume is mounted for.
+type Pod struct {
+	Name               string
+	Namespace          string
+	UID                string
+	ServiceAccountName string
+}
+
+// Config is one validated Mount request.
+type Config struct {
+	VaultAddress   string
+	VaultNamespace string
+	AuthMountPath  string // without the "auth/" prefix, e.g. "kubernetes"
+	RoleName       string
+	// Audience is the audience of the service account token to present. It is
+	// empty when the SecretProviderClass set none; the driver token is then
+	// looked up under DefaultAudience and a self-minted token carries the API
+	// server's default audience, as vault-csi-provider does.
+	Audience string
+	TLS      TLS
+	Pod      Pod
+	// Token is the pod's service account token supplied by the driver for
+	// the audience, or empty when the driver sent none.
+	Token   string
+	Objects []Object
+	// DefaultMode is the file mode for objects without filePermission.
+	DefaultMode os.FileMode
+}
+
+// TokenAudience is the key under which the driver's token is looked up.
+func (c *Config) TokenAudience() string {
+	if c.Audience != "" {
+		return c.Audience
+	}
+	return DefaultAudience
+}
+
+// Parse validates a Mount request's attributes, secrets and permission, all as
+// the driver sends them (JSON strings), against the provider defaults.
+func Parse(attributesJSON, secretsJSON, permissionJSON string, d Defaults) (*Config, error) {
+	var attrs map[string]string
+	if err := json.Unmarshal([]byte(attributesJSON), &attrs); err != nil {
+		return nil, errorf("attributes are not a JSON object of strings: %v", err)
+	}
+	// secrets is "null" when the volume has no nodePublishSecretRef.
+	var secrets map[string]string
+	if strings.TrimSpace(secretsJSON) != "" {
+		if err := json.Unmarshal([]byte(secretsJSON), &secrets); err != nil {
+			return nil, errorf("node publish secrets are not a JSON object of strings: %v", err)
+		}
+	}
+	mode, err := parsePermission(permissionJSON)
+	if err != nil {
+		return nil, err
+	}
+
+	c := &Config{
+		VaultAddress:   d.VaultAddress,
+		VaultNamespace: d.VaultNamespace,
+		AuthMountPath:  d.AuthMountPath,
+		TLS:            d.TLS,
+		DefaultMode:    mode,
+		RoleName:       attrs[ParamRoleName],
+		Audience:       attrs[ParamAudience],
+		Pod: Pod{
+			Name:               attrs[AttrPodName],
+			Namespace:          attrs[AttrPodNamespace],
+			UID:                attrs[AttrPodUID],
+			ServiceAccountName: attrs[AttrServiceAccountName],
+		},
+	}
+	if c.RoleName == "" {
+		return nil, errorf("parameter %q is required: set it to the Vault role the pod's service account logs in as", ParamRoleName)
+	}
+	if v, ok := attrs[ParamVaultAddress]; ok && v != "" {
+		c.VaultAddress = v
+	}
+	if c.VaultAddress == "" {
+		return nil, errorf("no Vault address: set parameter %q or the provider's -vault-addr flag", ParamVaultAddress)
+	}
+	if err := checkAddress(c.VaultAddress); err != nil {
+		return nil, err
+	}
+	if v, ok := attrs[ParamVaultNamespace]; ok {
+		c.VaultNamespace = v
+	}
+
+	k8sMount, k8sSet := attrs[ParamVaultKubernetesMountPath]
+	authMount, authSet := attrs[ParamVaultAuthMountPath]
+	switch {
+	case k8sSet && authSet:
+		return nil, errorf("parameters %q and %q are both set: keep only %q", ParamVaultKubernetesMountPath, ParamVaultAuthMountPath, ParamVaultAuthMountPath)
+	case k8sSet:
+		c.AuthMountPath = k8sMount
+	case authSet:
+		c.AuthMountPath = authMount
+	}
+	c.AuthMountPath = normalizeMountPath(c.AuthMountPath)
+	if c.AuthMountPath == "" {
+		return nil, errorf("parameter %q is empty: name the Vault auth mount, e.g. \"kubernetes\"", ParamVaultAuthMountPath)
+	}
+
+	if v, ok := attrs[ParamVaultCACertPath]; ok {
+		c.TLS.CACert = v
+	}
+	if v, ok := attrs[ParamVaultCADirectory]; ok {
+		c.TLS.CADirectory = v
+	}
+	if v, ok := attrs[ParamVaultTLSServerName]; ok {
+		c.TLS.ServerName = v
+	}
+	if v, ok := attrs[ParamVaultTLSClientCertPath]; ok {
+		c.TLS.ClientCert = v
+	}
+	if v, ok := attrs[ParamVaultTLSClientKeyPath]; ok {
+		c.TLS.ClientKey = v
+	}
+	if (c.TLS.ClientCert == "") != (c.TLS.ClientKey == "") {
+		return nil, errorf("parameters %q and %q must be set together", ParamVaultTLSClientCertPath, ParamVaultTLSClientKeyPath)
+	}
+	if v, ok := attrs[ParamVaultSkipTLSVerify]; ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, errorf("parameter %q is %q: use \"true\" or \"false\"", ParamVaultSkipTLSVerify, v)
+		}
+		c.TLS.SkipTLSVerify = b
+	}
+
+	tok, err := driverToken(attrs, secrets, c.TokenAudience())
+	if err != nil {
+		return nil, err
+	}
+	c.Token = tok
+
+	c.Objects, err = ParseObjects(attrs[ParamObjects])
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// normalizeMountPath accepts "kubernetes", "/kubernetes/" and
+// "auth/kubernetes" for the auth mount named "kubernetes".
+func normalizeMountPath(p string) string {
+	p = strings.Trim(p, "/")
+	p = strings.TrimPrefix(p, "auth/")
+	return strings.Trim(p, "/")
+}
+
+func checkAddress(addr string) error {
+	u, err := url.Parse(addr)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errorf("Vault address %q is not a URL like https://vault.example:8200", addr)
+	}
+	return nil
+}
+
+// parsePermission reads the driver's default file mode. The driver marshals an
+// os.FileMode, so it arrives as a JSON number (420 for 0644); a JSON string
+// holding the decimal number is accepted too.
+func parsePermission(s string) (os.FileMode, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, errorf("the driver sent no file permission")
+	}
+	var raw any
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return 0, errorf("file permission %q is not JSON: %v", s, err)
+	}
+	var n uint64
+	switch v := raw.(type) {
+	case float64:
+		if v < 0 || v != float64(uint64(v)) {
+			return 0, errorf("file permission %q is not a file mode", s)
+		}
+		n = uint64(v)
+	case string:
+		var err error
+		if n, err = strconv.ParseUint(v, 10, 32); err != nil {
+			return 0, errorf("file permission %q is not a file mode", s)
+		}
+	default:
+		return 0, errorf("file permission %q is not a file mode", s)
+	}
+	if n == 0 || n > 0o777 {
+		return 0, errorf("file permission %q is outside 0001-0777", s)
+	}
+	return os.FileMode(n), nil
+}
+
+// ServiceAccountToken is one entry of the driver's
+// csi.storage.k8s.io/serviceAccount.tokens attribute.
+type ServiceAccountToken struct {
+	Token               string    `json:"token"`
+	ExpirationTimestamp time.Time `json:"expirationTimestamp"`
+}
+
+// driverToken finds the token for audience in what the driver sent. Drivers
+// that opt in pass tokens in the node-publish secrets rather than in the
+// volume attributes; both are read, secrets first.
+func driverToken(attrs, secrets map[string]string, audience string) (string, error) {
+	for _, src := range []struct {
+		where string
+		raw   string
+	}{
+		{"node publish secrets", secrets[AttrServiceAccountToks]},
+		{"attributes", attrs[AttrServiceAccountToks]},
+	} {
+		if src.raw == "" {
+			continue
+		}
+		var toks map[string]ServiceAccountToken
+		if err := json.Unmarshal([]byte(src.raw), &toks); err != nil {
+			return "", errorf("%s %q in the %s is not valid JSON: %v", "service account tokens", AttrServiceAccountToks, src.where, err)
+		}
+		if t, ok := toks[audience]; ok && t.Token != "" {
+			return t.Token, nil
+		}
+	}
+	return "", nil
+}

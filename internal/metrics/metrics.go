@@ -1,0 +1,62 @@
+// Package metrics holds the provider's Prometheus metrics. Labels never carry
+// secret paths or pod names: cardinality stays bounded however many pods a
+// node runs.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const namespace = "vault_csi_provider"
+
+var (
+	// Registry is what /metrics serves.
+	Registry = prometheus.NewRegistry()
+
+	// GRPCRequests counts provider API calls by method and gRPC code.
+	GRPCRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "grpc_requests_total",
+		Help:      "Provider API calls by method and gRPC status code.",
+	}, []string{"method", "code"})
+
+	// GRPCDuration observes provider API call latency.
+	GRPCDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace,
+		Name:      "grpc_request_duration_seconds",
+		Help:      "Provider API call latency by method.",
+		Buckets:   []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"method"})
+
+	// VaultRequests counts Vault HTTP calls by kind (login, read, write) and
+	// outcome (HTTP status, or "error" when no answer came).
+	VaultRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "vault_requests_total",
+		Help:      "Requests made to Vault by kind and status.",
+	}, []string{"kind", "status"})
+
+	// VaultDuration observes Vault call latency by kind.
+	VaultDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace,
+		Name:      "vault_request_duration_seconds",
+		Help:      "Latency of requests made to Vault by kind.",
+		Buckets:   prometheus.DefBuckets,
+	}, []string{"kind"})
+
+	// Objects counts objects rendered into files.
+	Objects = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "objects_mounted_total",
+		Help:      "Objects returned to the driver as files.",
+	})
+)
+
+func init() {
+	Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		GRPCRequests, GRPCDuration, VaultRequests, VaultDuration, Objects,
+	)
+}

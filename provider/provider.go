@@ -1,0 +1,230 @@
+// Package provider implements the Mount pipeline of the Secrets Store CSI
+// provider API: parse the request, authenticate as the pod, fetch from Vault,
+// render the files, version them.
+package provider
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+	pb "sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
+
+	"github.com/vault-csi-provider/vault-csi-provider/auth"
+	"github.com/vault-csi-provider/vault-csi-provider/config"
+	"github.com/vault-csi-provider/vault-csi-provider/internal/metrics"
+	"github.com/vault-csi-provider/vault-csi-provider/objversion"
+	"github.com/vault-csi-provider/vault-csi-provider/vault"
+)
+
+// MaxResponseBytes is the driver's default limit on a Mount response
+// (--max-call-recv-msg-size, 4 MiB). Larger answers are refused here with a
+// message naming the objects, instead of by gRPC with one naming nothing.
+const MaxResponseBytes = 4 << 20
+
+// secretSyncWarnBytes is the Kubernetes Secret size limit: above it, syncing
+// the objects as a Secret will fail.
+const secretSyncWarnBytes = 1 << 20
+
+// DefaultFetchConcurrency bounds the Vault calls one Mount makes at once.
+const DefaultFetchConcurrency = 4
+
+// Provider serves Mount.
+type Provider struct {
+	Defaults config.Defaults
+	Vault    *vault.Pool
+	Auth     *auth.Authenticator
+	Keys     objversion.KeySource
+	// FetchConcurrency bounds concurrent Vault calls in one Mount.
+	FetchConcurrency int
+	// MaxResponseBytes overrides MaxResponseBytes when set (for drivers run
+	// with a larger --max-call-recv-msg-size).
+	MaxResponseBytes int
+}
+
+// Mount implements the provider API's Mount.
+func (p *Provider) Mount(ctx context.Context, req *pb.MountRequest) (*pb.MountResponse, error) {
+	resp, err := p.mount(ctx, req)
+	if err != nil {
+		st := toStatus(ctx, err)
+		return nil, st.Err()
+	}
+	return resp, nil
+}
+
+func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountResponse, error) {
+	cfg, err := config.Parse(req.GetAttributes(), req.GetSecrets(), req.GetPermission(), p.Defaults)
+	if err != nil {
+		return nil, err
+	}
+	logger := klog.FromContext(ctx).WithValues(
+		"pod", klog.KRef(cfg.Pod.Namespace, cfg.Pod.Name),
+		"role", cfg.RoleName,
+		"vault", cfg.VaultAddress,
+	)
+	ctx = klog.NewContext(ctx, logger)
+
+	// Everything that can fail without Vault goes first: a Mount that fails
+	// after issuing dynamic credentials would leak them.
+	reqs := make([]config.Request, len(cfg.Objects))
+	for i := range cfg.Objects {
+		if reqs[i], err = cfg.Objects[i].Request(); err != nil {
+			return nil, config.Errorf("object %q: %v", cfg.Objects[i].ObjectName, err)
+		}
+	}
+	key, err := p.Keys.Key(ctx)
+	if err != nil {
+		return nil, &internalError{fmt.Errorf("object versions unavailable: %w", err)}
+	}
+	vc, err := p.Vault.Client(vault.Target{Address: cfg.VaultAddress, Namespace: cfg.VaultNamespace, TLS: cfg.TLS})
+	if err != nil {
+		return nil, err
+	}
+
+	start := time.Now()
+	tok, err := p.Auth.Login(ctx, vc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	logger.V(4).Info("Logged in to Vault", "token", tok.String(), "ttl", tok.TTL, "took", time.Since(start))
+
+	answers, err := p.fetch(ctx, vc, tok.Value, cfg, reqs)
+	if err != nil {
+		return nil, err
+	}
+
+	resp := &pb.MountResponse{
+		Files:         make([]*pb.File, 0, len(cfg.Objects)),
+		ObjectVersion: make([]*pb.ObjectVersion, 0, len(cfg.Objects)),
+	}
+	total := 0
+	for i := range cfg.Objects {
+		obj := &cfg.Objects[i]
+		contents, err := render(obj, reqs[i].Path, answers[reqs[i].Key()].Secret)
+		if err != nil {
+			return nil, err
+		}
+		version, err := objversion.Version(key, obj, contents)
+		if err != nil {
+			return nil, &internalError{err}
+		}
+		total += len(contents)
+		resp.Files = append(resp.Files, &pb.File{
+			Path:     obj.ObjectName,
+			Mode:     int32(obj.Mode(cfg.DefaultMode)),
+			Contents: contents,
+		})
+		resp.ObjectVersion = append(resp.ObjectVersion, &pb.ObjectVersion{Id: obj.ObjectName, Version: version})
+	}
+	if err := p.checkSize(ctx, resp, total); err != nil {
+		return nil, err
+	}
+	metrics.Objects.Add(float64(len(resp.Files)))
+	logger.V(2).Info("Mounted objects", "objects", len(resp.Files), "bytes", total, "vaultCalls", len(answers), "took", time.Since(start))
+	return resp, nil
+}
+
+// fetch makes one Vault call per distinct request, at most FetchConcurrency
+// at a time, and returns the answers by request key. Objects sharing a
+// request share its answer: one database credential, not two.
+func (p *Provider) fetch(ctx context.Context, vc *vault.Client, token string, cfg *config.Config, reqs []config.Request) (map[string]*vault.Response, error) {
+	type job struct {
+		req    config.Request
+		object string // first object needing it, for messages
+	}
+	var jobs []job
+	seen := make(map[string]bool, len(reqs))
+	for i, r := range reqs {
+		if k := r.Key(); !seen[k] {
+			seen[k] = true
+			jobs = append(jobs, job{req: r, object: cfg.Objects[i].ObjectName})
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	limit := p.FetchConcurrency
+	if limit <= 0 {
+		limit = DefaultFetchConcurrency
+	}
+	sem := make(chan struct{}, limit)
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		answers  = make(map[string]*vault.Response, len(jobs))
+		firstErr error
+	)
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				return
+			}
+			resp, err := vc.Do(ctx, token, j.req)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = &objectError{object: j.object, role: cfg.RoleName, err: err}
+					cancel()
+				}
+				return
+			}
+			answers[j.req.Key()] = resp
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return answers, nil
+}
+
+func (p *Provider) checkSize(ctx context.Context, resp *pb.MountResponse, total int) error {
+	limit := p.MaxResponseBytes
+	if limit <= 0 {
+		limit = MaxResponseBytes
+	}
+	// Protobuf framing adds a few bytes per file on top of contents and
+	// names; estimate generously rather than marshal the response twice.
+	size := total
+	for _, f := range resp.Files {
+		size += len(f.Path) + 16
+	}
+	for _, v := range resp.ObjectVersion {
+		size += len(v.Id) + len(v.Version) + 8
+	}
+	if size > limit {
+		return status.Errorf(codes.ResourceExhausted, "the objects add up to %d bytes, over the driver's %d-byte gRPC limit (%s): mount fewer or smaller objects, or raise the driver's --max-call-recv-msg-size", size, limit, sizes(resp.Files))
+	}
+	if size > secretSyncWarnBytes {
+		klog.FromContext(ctx).Info("Mount response is over 1 MiB: syncing these objects as a Kubernetes Secret will fail", "bytes", size)
+	}
+	return nil
+}
+
+func sizes(files []*pb.File) string {
+	s := ""
+	for i, f := range files {
+		if i == 8 {
+			s += fmt.Sprintf(", and %d more", len(files)-i)
+			break
+		}
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s=%d", f.Path, len(f.Contents))
+	}
+	return s
+}

@@ -1,0 +1,42 @@
+# Shared helpers for the project's scripts. Source it; do not run it.
+# Everything built here is cached under $CACHE_DIR (default: <repo>/.cache),
+# keyed by version, so only the first run on a machine pays for a cold build.
+
+ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE_DIR="${VCP_CACHE_DIR:-$ROOT_DIR/.cache}"
+BIN_CACHE="$CACHE_DIR/bin"
+mkdir -p "$BIN_CACHE"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# free_port prints a TCP port on 127.0.0.1 that is free right now.
+free_port() {
+	python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+# build_cached NAME VERSION MODULE_DIR PKG [ldflags...]: builds PKG inside
+# MODULE_DIR into $BIN_CACHE/NAME-VERSION unless it is already there, and
+# prints the binary's path.
+build_cached() {
+	local name=$1 version=$2 moddir=$3 pkg=$4
+	shift 4
+	local out="$BIN_CACHE/$name-$version"
+	if [[ -x "$out" ]]; then
+		echo "$out"
+		return 0
+	fi
+	log "building $name $version (cached afterwards in $out; a cold build takes minutes on 2 cores)"
+	local start=$SECONDS
+	(cd "$moddir" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $*" -o "$out.tmp" "$pkg") >&2 ||
+		die "building $name failed"
+	mv "$out.tmp" "$out"
+	log "built $name in $((SECONDS - start))s"
+	echo "$out"
+}
