@@ -189,15 +189,16 @@ func (v *Vault) AuditRequests() ([]AuditEntry, error) {
 	return out, sc.Err()
 }
 
-// CountRequests counts audited requests whose path starts with prefix.
-func (v *Vault) CountRequests(prefix string) (int, error) {
+// CountRequests counts audited requests of an operation ("read", "update",
+// ...; empty for any) whose path starts with prefix.
+func (v *Vault) CountRequests(op, prefix string) (int, error) {
 	es, err := v.AuditRequests()
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, e := range es {
-		if strings.HasPrefix(e.Path, prefix) {
+		if strings.HasPrefix(e.Path, prefix) && (op == "" || e.Operation == op) {
 			n++
 		}
 	}

@@ -136,7 +136,7 @@ func TestKVv2(t *testing.T) {
   encoding: HEX
 `,
 	})
-	before, _ := vlt.CountRequests("secret/data/app")
+	before, _ := vlt.CountRequests("", "secret/data/app")
 	versions := mustMount(t, req)
 	dir := req.TargetPath
 
@@ -188,7 +188,7 @@ func TestKVv2(t *testing.T) {
 	}
 	// Nine objects, three distinct requests: latest, ?version=1 (from the
 	// path and from secretArgs alike).
-	after, _ := vlt.CountRequests("secret/data/app")
+	after, _ := vlt.CountRequests("", "secret/data/app")
 	if got := after - before; got != 2 {
 		t.Errorf("Vault saw %d reads of secret/data/app, want 2 (one per distinct request)", got)
 	}
@@ -236,9 +236,9 @@ func TestPKIIssueDistinctArgsAreDistinctCalls(t *testing.T) {
   secretArgs: {common_name: b.example.com, ttl: 1h}
 `,
 	})
-	before, _ := vlt.CountRequests("pki/issue/example-com")
+	before, _ := vlt.CountRequests("", "pki/issue/example-com")
 	mustMount(t, req)
-	after, _ := vlt.CountRequests("pki/issue/example-com")
+	after, _ := vlt.CountRequests("", "pki/issue/example-com")
 	// PUT and POST are one Vault operation but distinct requests here.
 	if got := after - before; got != 2 {
 		t.Errorf("Vault issued %d certificates, want 2", got)
@@ -287,9 +287,9 @@ func TestDatabaseCredsShareOneLease(t *testing.T) {
   secretKey: password
 `,
 	})
-	before, _ := vlt.CountRequests("database/creds/app")
+	before, _ := vlt.CountRequests("", "database/creds/app")
 	mustMount(t, req)
-	after, _ := vlt.CountRequests("database/creds/app")
+	after, _ := vlt.CountRequests("", "database/creds/app")
 	if got := after - before; got != 1 {
 		t.Errorf("Vault issued %d credentials, want 1", got)
 	}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every check the project has: formatting, vet, unit tests and the
+# integration tests against a real Vault and PostgreSQL, all with -race.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT_DIR"
+
+"$ROOT_DIR/scripts/deps.sh"
+VCP_VAULT_BIN="$("$ROOT_DIR/scripts/build-vault.sh")"
+export VCP_VAULT_BIN VCP_REQUIRE_INTEGRATION=1
+unset VAULT_TOKEN VAULT_ADDR
+
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
+[[ -z "$unformatted" ]] || die "gofmt needed on: $unformatted"
+log "go vet"
+go vet ./...
+log "go test -race (unit + integration against Vault $("$VCP_VAULT_BIN" version | head -1))"
+go test -race -count=1 ./...
