@@ -5,7 +5,9 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/metrics"
+	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
@@ -38,7 +41,11 @@ type Provider struct {
 	Defaults config.Defaults
 	Vault    *vault.Pool
 	Auth     *auth.Authenticator
-	Keys     objversion.KeySource
+	// Tokens caches Vault tokens per pod identity; nil logs in every Mount.
+	Tokens *auth.TokenCache
+	// Leases caches leased answers per identity; nil reads Vault every time.
+	Leases *leasecache.Cache
+	Keys   objversion.KeySource
 	// FetchConcurrency bounds concurrent Vault calls in one Mount.
 	FetchConcurrency int
 	// MaxResponseBytes overrides MaxResponseBytes when set (for drivers run
@@ -86,13 +93,20 @@ func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 	}
 
 	start := time.Now()
-	tok, err := p.Auth.Login(ctx, vc, cfg)
+	tok, err := p.token(ctx, vc, cfg)
 	if err != nil {
 		return nil, err
 	}
-	logger.V(4).Info("Logged in to Vault", "token", tok.String(), "ttl", tok.TTL, "took", time.Since(start))
-
-	answers, err := p.fetch(ctx, vc, tok.Value, cfg, reqs)
+	answers, err := p.fetch(ctx, vc, tok, cfg, reqs)
+	if err != nil && p.Tokens != nil && forbidden(err) && tok.IssuedAt.Before(start) {
+		// A cached token may have been revoked or expired early; Vault
+		// says 403 either way. Log in again, once.
+		logger.V(2).Info("Vault refused a cached token; logging in again", "token", tok.String())
+		if tok, err = p.Tokens.Relogin(ctx, vc, cfg, tok); err != nil {
+			return nil, err
+		}
+		answers, err = p.fetch(ctx, vc, tok, cfg, reqs)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +145,20 @@ func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 // fetch makes one Vault call per distinct request, at most FetchConcurrency
 // at a time, and returns the answers by request key. Objects sharing a
 // request share its answer: one database credential, not two.
-func (p *Provider) fetch(ctx context.Context, vc *vault.Client, token string, cfg *config.Config, reqs []config.Request) (map[string]*vault.Response, error) {
+func (p *Provider) token(ctx context.Context, vc *vault.Client, cfg *config.Config) (*vault.Token, error) {
+	if p.Tokens != nil {
+		return p.Tokens.Token(ctx, vc, cfg)
+	}
+	return p.Auth.Login(ctx, vc, cfg)
+}
+
+func forbidden(err error) bool {
+	var se *vault.StatusError
+	return errors.As(err, &se) && se.StatusCode == http.StatusForbidden
+}
+
+func (p *Provider) fetch(ctx context.Context, vc *vault.Client, tok *vault.Token, cfg *config.Config, reqs []config.Request) (map[string]*vault.Response, error) {
+	identity := auth.IdentityOf(cfg).Key()
 	type job struct {
 		req    config.Request
 		object string // first object needing it, for messages
@@ -168,7 +195,7 @@ func (p *Provider) fetch(ctx context.Context, vc *vault.Client, token string, cf
 			case <-ctx.Done():
 				return
 			}
-			resp, err := vc.Do(ctx, token, j.req)
+			resp, err := p.get(ctx, vc, tok, identity, j.req)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -189,6 +216,17 @@ func (p *Provider) fetch(ctx context.Context, vc *vault.Client, token string, cf
 		return nil, err
 	}
 	return answers, nil
+}
+
+func (p *Provider) get(ctx context.Context, vc *vault.Client, tok *vault.Token, identity string, r config.Request) (*vault.Response, error) {
+	if p.Leases == nil {
+		return vc.Do(ctx, tok.Value, r)
+	}
+	resp, outcome, err := p.Leases.Fetch(ctx, vc, tok, identity, r)
+	if err == nil && outcome != leasecache.Read {
+		klog.FromContext(ctx).V(4).Info("Leased answer", "path", r.Path, "outcome", outcome)
+	}
+	return resp, err
 }
 
 func (p *Provider) checkSize(ctx context.Context, resp *pb.MountResponse, total int) error {

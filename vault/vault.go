@@ -354,3 +354,61 @@ type Token struct {
 
 // String never prints the token itself.
 func (t *Token) String() string { return "vault-token(accessor=" + t.Accessor + ")" }
+
+// RenewSelf extends token by increment (Vault may grant less) and returns
+// the token with its new TTL.
+func (c *Client) RenewSelf(ctx context.Context, token *Token, increment time.Duration) (*Token, error) {
+	body, _ := json.Marshal(map[string]any{"increment": int64(increment / time.Second)})
+	req := c.api.NewRequest(http.MethodPost, "/v1/auth/token/renew-self")
+	req.ClientToken = token.Value
+	req.BodyBytes = body
+	resp, err := c.send(ctx, "renew-token", "renew token "+token.Accessor, req)
+	if err != nil {
+		return nil, err
+	}
+	a := resp.Secret.Auth
+	if a == nil {
+		return nil, fmt.Errorf("renewing token at %s: Vault's answer holds no auth", c.addr)
+	}
+	out := *token
+	out.TTL = time.Duration(a.LeaseDuration) * time.Second
+	out.Renewable = a.Renewable
+	out.IssuedAt = time.Now()
+	return &out, nil
+}
+
+// RevokeSelf revokes token (and, in Vault, every lease it created).
+func (c *Client) RevokeSelf(ctx context.Context, token *Token) error {
+	req := c.api.NewRequest(http.MethodPost, "/v1/auth/token/revoke-self")
+	req.ClientToken = token.Value
+	_, err := c.send(ctx, "revoke-token", "revoke token "+token.Accessor, req)
+	var empty *EmptyResponseError
+	if errors.As(err, &empty) { // 204 is success here
+		return nil
+	}
+	return err
+}
+
+// Lease is the state of a renewed lease.
+type Lease struct {
+	ID        string
+	Duration  time.Duration
+	Renewable bool
+}
+
+// RenewLease extends a secret's lease by increment (Vault may grant less).
+func (c *Client) RenewLease(ctx context.Context, token, leaseID string, increment time.Duration) (*Lease, error) {
+	body, _ := json.Marshal(map[string]any{"lease_id": leaseID, "increment": int64(increment / time.Second)})
+	req := c.api.NewRequest(http.MethodPut, "/v1/sys/leases/renew")
+	req.ClientToken = token
+	req.BodyBytes = body
+	resp, err := c.send(ctx, "renew-lease", "renew lease", req)
+	if err != nil {
+		return nil, err
+	}
+	return &Lease{
+		ID:        resp.Secret.LeaseID,
+		Duration:  time.Duration(resp.Secret.LeaseDuration) * time.Second,
+		Renewable: resp.Secret.Renewable,
+	}, nil
+}

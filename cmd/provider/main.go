@@ -24,6 +24,7 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/buildinfo"
+	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/server"
@@ -42,6 +43,8 @@ type options struct {
 	hmacNamespace string
 	hmacKeyFile   string
 	cacheSize     int
+	leaseSize     int
+	refresh       float64
 	fetchConc     int
 	maxResponse   int
 	grace         time.Duration
@@ -103,7 +106,9 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	fs.StringVar(&o.hmacName, "hmac-secret-name", "vault-csi-provider-hmac-key", "Secret (in -hmac-secret-namespace) holding the object-version HMAC key; created on first use")
 	fs.StringVar(&o.hmacNamespace, "hmac-secret-namespace", "", "namespace of the HMAC key Secret (default: $POD_NAMESPACE, else the service account's namespace)")
 	fs.StringVar(&o.hmacKeyFile, "hmac-key-file", "", "file with a 32-byte HMAC key (raw, hex or base64) to use instead of the Kubernetes Secret")
-	fs.IntVar(&o.cacheSize, "cache-size", 1000, "maximum number of cached Vault tokens (pod identities)")
+	fs.IntVar(&o.cacheSize, "cache-size", 1000, "maximum number of cached Vault tokens (pod identities); evicted tokens are revoked")
+	fs.IntVar(&o.leaseSize, "lease-cache-size", leasecache.DefaultMaxEntries, "maximum number of cached leased answers (dynamic credentials, certificates)")
+	fs.Float64Var(&o.refresh, "refresh-fraction", auth.DefaultRefreshFraction, "share of a token's, lease's or certificate's lifetime after which it is renewed or replaced (0-1)")
 	fs.IntVar(&o.fetchConc, "fetch-concurrency", provider.DefaultFetchConcurrency, "Vault calls one Mount makes at once")
 	fs.IntVar(&o.maxResponse, "max-response-bytes", provider.MaxResponseBytes, "largest Mount response; match the driver's --max-call-recv-msg-size")
 	fs.DurationVar(&o.grace, "shutdown-grace", 20*time.Second, "time in-flight Mounts get to finish on SIGTERM")
@@ -128,6 +133,12 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	if o.refresh <= 0 || o.refresh >= 1 {
+		return nil, fmt.Errorf("-refresh-fraction %v must be between 0 and 1", o.refresh)
+	}
+	if o.cacheSize < 1 {
+		return nil, fmt.Errorf("-cache-size %d must be at least 1", o.cacheSize)
+	}
 	if o.hmacNamespace == "" {
 		o.hmacNamespace = getenv("POD_NAMESPACE")
 	}
@@ -148,10 +159,15 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	authn := &auth.Authenticator{Kube: kube}
+	tokens := auth.NewTokenCache(authn, o.cacheSize)
+	tokens.RefreshFraction = o.refresh
 	p := &provider.Provider{
 		Defaults:         o.defaults,
 		Vault:            vault.NewPool(o.vaultOpts),
-		Auth:             &auth.Authenticator{Kube: kube},
+		Auth:             authn,
+		Tokens:           tokens,
+		Leases:           &leasecache.Cache{RefreshFraction: o.refresh, MaxEntries: o.leaseSize},
 		Keys:             keys,
 		FetchConcurrency: o.fetchConc,
 		MaxResponseBytes: o.maxResponse,

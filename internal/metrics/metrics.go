@@ -45,6 +45,30 @@ var (
 		Buckets:   prometheus.DefBuckets,
 	}, []string{"kind"})
 
+	// TokenCache counts how pods' Vault tokens were obtained: "hit" (cached
+	// and fresh), "renewed", "login" (no usable token), "relogin" (after
+	// Vault refused a cached token), "evicted".
+	TokenCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "token_cache_total",
+		Help:      "Vault token cache outcomes.",
+	}, []string{"outcome"})
+
+	// LeaseCache counts how leased answers (dynamic credentials,
+	// certificates) were served: "hit", "renewed", "issued".
+	LeaseCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "lease_cache_total",
+		Help:      "Lease cache outcomes for dynamic secrets and certificates.",
+	}, []string{"outcome"})
+
+	// CachedEntries reports the entries held by each cache.
+	CachedEntries = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "cache_entries",
+		Help:      "Entries in the provider's caches.",
+	}, []string{"cache"})
+
 	// Objects counts objects rendered into files.
 	Objects = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace,
@@ -58,5 +82,6 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		GRPCRequests, GRPCDuration, VaultRequests, VaultDuration, Objects,
+		TokenCache, LeaseCache, CachedEntries,
 	)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/driverclient"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
+	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/server"
@@ -163,18 +164,32 @@ type running struct {
 	done   chan error
 }
 
+// newProvider wires a provider as cmd/provider does, with caches whose clock
+// is now (time.Now when nil).
+func newProvider(vaultAddr string, key objversion.KeySource, now func() time.Time) *provider.Provider {
+	authn := &auth.Authenticator{}
+	tokens := auth.NewTokenCache(authn, 100)
+	tokens.Now = now
+	return &provider.Provider{
+		Defaults: config.Defaults{VaultAddress: vaultAddr, AuthMountPath: jwtMount},
+		Vault:    vault.NewPool(vault.Options{MaxRetries: 1}),
+		Auth:     authn,
+		Tokens:   tokens,
+		Leases:   &leasecache.Cache{Now: now},
+		Keys:     key,
+	}
+}
+
 func startProvider(vaultAddr string, key objversion.KeySource) (*running, error) {
+	return serve(newProvider(vaultAddr, key, nil))
+}
+
+func serve(p *provider.Provider) (*running, error) {
 	dir, err := os.MkdirTemp("", "vcp-sock-")
 	if err != nil {
 		return nil, err
 	}
 	socket := filepath.Join(dir, "vault.sock")
-	p := &provider.Provider{
-		Defaults: config.Defaults{VaultAddress: vaultAddr, AuthMountPath: jwtMount},
-		Vault:    vault.NewPool(vault.Options{MaxRetries: 1}),
-		Auth:     &auth.Authenticator{},
-		Keys:     key,
-	}
 	lis, err := server.Listen(socket)
 	if err != nil {
 		return nil, err

@@ -413,7 +413,10 @@ func TestTokenInNodePublishSecrets(t *testing.T) {
 }
 
 func TestNoTokenWithoutKubernetesIsFailedPrecondition(t *testing.T) {
-	req := volume(t, appSA, "vault", map[string]string{
+	// A pod never seen before: no cached Vault token can stand in.
+	fresh := appSA
+	fresh.PodName, fresh.PodUID = "app-new", "uid-never-mounted"
+	req := volume(t, fresh, "vault", map[string]string{
 		"roleName": "app",
 		"objects":  "- {objectName: pw, secretPath: secret/data/app, secretKey: password}",
 	})

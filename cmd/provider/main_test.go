@@ -1,0 +1,203 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vault-csi-provider/vault-csi-provider/provider"
+	"github.com/vault-csi-provider/vault-csi-provider/vault"
+)
+
+func parse(t *testing.T, args []string, env map[string]string) (*options, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("provider", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return parseFlags(fs, args, func(k string) string { return env[k] })
+}
+
+func TestParseFlagsDefaults(t *testing.T) {
+	o, err := parse(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"endpoint", o.endpoint, "/var/run/secrets-store-csi-providers/vault.sock"},
+		{"health-addr", o.healthAddr, ":8080"},
+		{"vault-addr", o.defaults.VaultAddress, "https://127.0.0.1:8200"},
+		{"vault-mount", o.defaults.AuthMountPath, "kubernetes"},
+		{"vault-namespace", o.defaults.VaultNamespace, ""},
+		{"skip verify", o.defaults.TLS.SkipTLSVerify, false},
+		{"max retries", o.vaultOpts.MaxRetries, vault.DefaultOptions.MaxRetries},
+		{"timeout", o.vaultOpts.Timeout, vault.DefaultOptions.Timeout},
+		{"fetch concurrency", o.fetchConc, provider.DefaultFetchConcurrency},
+		{"max response", o.maxResponse, provider.MaxResponseBytes},
+		{"grace", o.grace, 20 * time.Second},
+		{"hmac name", o.hmacName, "vault-csi-provider-hmac-key"},
+		{"hmac namespace", o.hmacNamespace, ""},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestParseFlagsEnvironment(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(t *testing.T, o *options)
+	}{
+		{
+			name: "VAULT_ADDR is the default",
+			env:  map[string]string{"VAULT_ADDR": "https://vault.env:8200"},
+			check: func(t *testing.T, o *options) {
+				if o.defaults.VaultAddress != "https://vault.env:8200" {
+					t.Errorf("VaultAddress = %q", o.defaults.VaultAddress)
+				}
+			},
+		},
+		{
+			name: "flag overrides VAULT_ADDR",
+			args: []string{"-vault-addr", "https://vault.flag:8200"},
+			env:  map[string]string{"VAULT_ADDR": "https://vault.env:8200"},
+			check: func(t *testing.T, o *options) {
+				if o.defaults.VaultAddress != "https://vault.flag:8200" {
+					t.Errorf("VaultAddress = %q", o.defaults.VaultAddress)
+				}
+			},
+		},
+		{
+			name: "flag with = form",
+			args: []string{"--vault-addr=https://vault.flag:8200"},
+			check: func(t *testing.T, o *options) {
+				if o.defaults.VaultAddress != "https://vault.flag:8200" {
+					t.Errorf("VaultAddress = %q", o.defaults.VaultAddress)
+				}
+			},
+		},
+		{
+			name: "TLS and namespace from the environment",
+			env: map[string]string{
+				"VAULT_NAMESPACE":       "ns-env",
+				"VAULT_CACERT":          "/ca.pem",
+				"VAULT_CAPATH":          "/cas",
+				"VAULT_TLS_SERVER_NAME": "vault.internal",
+				"VAULT_CLIENT_CERT":     "/tls.crt",
+				"VAULT_CLIENT_KEY":      "/tls.key",
+				"VAULT_SKIP_VERIFY":     "true",
+				"VAULT_MAX_RETRIES":     "5",
+			},
+			check: func(t *testing.T, o *options) {
+				d := o.defaults
+				if d.VaultNamespace != "ns-env" || d.TLS.CACert != "/ca.pem" || d.TLS.CADirectory != "/cas" ||
+					d.TLS.ServerName != "vault.internal" || d.TLS.ClientCert != "/tls.crt" || d.TLS.ClientKey != "/tls.key" ||
+					!d.TLS.SkipTLSVerify {
+					t.Errorf("defaults = %+v", d)
+				}
+				if o.vaultOpts.MaxRetries != 5 {
+					t.Errorf("MaxRetries = %d", o.vaultOpts.MaxRetries)
+				}
+			},
+		},
+		{
+			name: "flags override TLS environment",
+			args: []string{"-vault-namespace", "ns-flag", "-vault-tls-skip-verify=false", "-vault-max-retries", "0"},
+			env:  map[string]string{"VAULT_NAMESPACE": "ns-env", "VAULT_SKIP_VERIFY": "1", "VAULT_MAX_RETRIES": "5"},
+			check: func(t *testing.T, o *options) {
+				if o.defaults.VaultNamespace != "ns-flag" || o.defaults.TLS.SkipTLSVerify || o.vaultOpts.MaxRetries != 0 {
+					t.Errorf("namespace %q skip %v retries %d", o.defaults.VaultNamespace, o.defaults.TLS.SkipTLSVerify, o.vaultOpts.MaxRetries)
+				}
+			},
+		},
+		{
+			name: "malformed environment values fall back to defaults",
+			env:  map[string]string{"VAULT_SKIP_VERIFY": "maybe", "VAULT_MAX_RETRIES": "lots"},
+			check: func(t *testing.T, o *options) {
+				if o.defaults.TLS.SkipTLSVerify || o.vaultOpts.MaxRetries != vault.DefaultOptions.MaxRetries {
+					t.Errorf("skip %v retries %d", o.defaults.TLS.SkipTLSVerify, o.vaultOpts.MaxRetries)
+				}
+			},
+		},
+		{
+			name: "empty VAULT_ADDR keeps the built-in default",
+			env:  map[string]string{"VAULT_ADDR": ""},
+			check: func(t *testing.T, o *options) {
+				if o.defaults.VaultAddress != "https://127.0.0.1:8200" {
+					t.Errorf("VaultAddress = %q", o.defaults.VaultAddress)
+				}
+			},
+		},
+		{
+			name: "POD_NAMESPACE is the HMAC Secret namespace",
+			env:  map[string]string{"POD_NAMESPACE": "csi"},
+			check: func(t *testing.T, o *options) {
+				if o.hmacNamespace != "csi" {
+					t.Errorf("hmacNamespace = %q", o.hmacNamespace)
+				}
+			},
+		},
+		{
+			name: "flag overrides POD_NAMESPACE",
+			args: []string{"-hmac-secret-namespace", "other"},
+			env:  map[string]string{"POD_NAMESPACE": "csi"},
+			check: func(t *testing.T, o *options) {
+				if o.hmacNamespace != "other" {
+					t.Errorf("hmacNamespace = %q", o.hmacNamespace)
+				}
+			},
+		},
+		{
+			name: "other flags",
+			args: []string{"-endpoint", "unix:///tmp/v.sock", "-health-addr", "", "-shutdown-grace", "3s", "-fetch-concurrency", "9", "-max-response-bytes", "1024", "-debug", "-vault-mount", "jwt", "-vault-timeout", "7s"},
+			check: func(t *testing.T, o *options) {
+				if o.endpoint != "unix:///tmp/v.sock" || o.healthAddr != "" || o.grace != 3*time.Second ||
+					o.fetchConc != 9 || o.maxResponse != 1024 || !o.debug || o.defaults.AuthMountPath != "jwt" ||
+					o.vaultOpts.Timeout != 7*time.Second {
+					t.Errorf("options = %+v", o)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parse(t, tt.args, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, o)
+		})
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		errSub string
+	}{
+		{"positional argument", []string{"serve"}, `unexpected arguments: ["serve"]`},
+		{"positional after flags", []string{"-debug", "extra", "more"}, `unexpected arguments: ["extra" "more"]`},
+		{"unknown flag", []string{"-no-such-flag"}, "no-such-flag"},
+		{"bad duration", []string{"-shutdown-grace", "soon"}, "shutdown-grace"},
+		{"bad int", []string{"-fetch-concurrency", "many"}, "fetch-concurrency"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parse(t, tt.args, nil)
+			if err == nil {
+				t.Fatalf("parseFlags succeeded with %+v", o)
+			}
+			if !strings.Contains(err.Error(), tt.errSub) {
+				t.Errorf("error %q does not contain %q", err, tt.errSub)
+			}
+		})
+	}
+}

@@ -1,0 +1,266 @@
+// Package leasecache keeps Vault answers that carry a lifetime — leased
+// dynamic secrets (database, RabbitMQ, cloud credentials) and issued PKI
+// certificates — per pod identity and request, so that rotation polls get
+// the same credential back instead of a new one every poll. Leases are
+// renewed when renewable; a new credential is requested only once a share
+// of its lifetime (RefreshFraction) has passed.
+//
+// Answers without a lifetime (KV reads) are never served from the cache, so
+// rotation sees every change, but identical concurrent reads of one identity
+// are collapsed into one Vault call.
+package leasecache
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"k8s.io/klog/v2"
+
+	"github.com/vault-csi-provider/vault-csi-provider/config"
+	"github.com/vault-csi-provider/vault-csi-provider/internal/metrics"
+	"github.com/vault-csi-provider/vault-csi-provider/vault"
+)
+
+// DefaultRefreshFraction matches the token cache.
+const DefaultRefreshFraction = 2.0 / 3.0
+
+// DefaultMaxEntries bounds the cache when MaxEntries is zero.
+const DefaultMaxEntries = 10000
+
+// Cache is safe for concurrent use.
+type Cache struct {
+	RefreshFraction float64
+	MaxEntries      int
+	Now             func() time.Time
+
+	mu    sync.Mutex
+	items map[string]*entry
+	group singleflight.Group
+}
+
+type entry struct {
+	resp      *vault.Response
+	issued    time.Time // of the credential, or of its last renewal
+	ttl       time.Duration
+	origTTL   time.Duration // lifetime granted at issue: the renewal yardstick
+	leaseID   string
+	renewable bool
+	// A lease dies with the token that created it.
+	creatorAccessor string
+	creatorEnd      time.Time // zero: no expiry
+}
+
+// Outcome says how a Fetch was served.
+type Outcome string
+
+// Outcomes of Fetch.
+const (
+	Hit     Outcome = "hit"     // cached credential, still fresh
+	Renewed Outcome = "renewed" // cached credential, lease renewed
+	Issued  Outcome = "issued"  // new credential from Vault
+	Read    Outcome = "read"    // uncacheable answer, read from Vault
+)
+
+func (c *Cache) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Cache) fraction() float64 {
+	if c.RefreshFraction <= 0 || c.RefreshFraction >= 1 {
+		return DefaultRefreshFraction
+	}
+	return c.RefreshFraction
+}
+
+// Fetch returns the answer to req for identity, from the cache when it holds
+// a fresh one.
+func (c *Cache) Fetch(ctx context.Context, vc *vault.Client, tok *vault.Token, identity string, req config.Request) (*vault.Response, Outcome, error) {
+	key := identity + "\x00" + req.Key()
+	type result struct {
+		resp    *vault.Response
+		outcome Outcome
+	}
+	v, err, _ := c.group.Do(key, func() (any, error) {
+		now := c.now()
+		if e := c.get(key); e != nil {
+			if now.Before(c.refreshAt(e, tok)) {
+				return result{e.resp, Hit}, nil
+			}
+			if e.renewable && e.leaseID != "" && e.creatorAccessor == tok.Accessor {
+				if ok := c.renew(ctx, vc, tok, key, e); ok {
+					return result{e.resp, Renewed}, nil
+				}
+			}
+		}
+		resp, err := vc.Do(ctx, tok.Value, req)
+		if err != nil {
+			return nil, err
+		}
+		if e := lifetimeOf(resp, c.now()); e != nil {
+			e.creatorAccessor = tok.Accessor
+			if tok.TTL > 0 {
+				e.creatorEnd = tok.IssuedAt.Add(tok.TTL)
+			}
+			c.put(key, e)
+			return result{resp, Issued}, nil
+		}
+		c.drop(key)
+		return result{resp, Read}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	r := v.(result)
+	if r.outcome != Read {
+		metrics.LeaseCache.WithLabelValues(string(r.outcome)).Inc()
+	}
+	return r.resp, r.outcome, nil
+}
+
+// refreshAt is when a cached credential stops being served as it is: once
+// less than (1-fraction) of its lifetime is left, counting the end of the
+// token it lives under.
+func (c *Cache) refreshAt(e *entry, current *vault.Token) time.Time {
+	end := e.issued.Add(e.ttl)
+	creatorEnd := e.creatorEnd
+	if e.creatorAccessor == current.Accessor {
+		// The creator is the token in use: the token cache keeps renewing it.
+		creatorEnd = time.Time{}
+		if current.TTL > 0 {
+			creatorEnd = current.IssuedAt.Add(current.TTL)
+		}
+	}
+	if !creatorEnd.IsZero() && creatorEnd.Before(end) {
+		end = creatorEnd
+	}
+	margin := time.Duration((1 - c.fraction()) * float64(e.origTTL))
+	return end.Add(-margin)
+}
+
+func (c *Cache) renew(ctx context.Context, vc *vault.Client, tok *vault.Token, key string, e *entry) bool {
+	l, err := vc.RenewLease(ctx, tok.Value, e.leaseID, e.origTTL)
+	if err != nil {
+		klog.FromContext(ctx).V(2).Info("Lease renewal failed; requesting a new credential", "err", err)
+		return false
+	}
+	// Near the lease's max TTL Vault grants less than asked: replace the
+	// credential while the old one still works.
+	if l.Duration < time.Duration((1-c.fraction())*float64(e.origTTL)) {
+		return false
+	}
+	renewed := *e
+	renewed.issued = c.now()
+	renewed.ttl = l.Duration
+	renewed.renewable = l.Renewable
+	c.put(key, &renewed)
+	return true
+}
+
+// lifetimeOf returns a cache entry for answers that carry a lifetime: a
+// lease, or a certificate's expiration; nil for the rest.
+func lifetimeOf(resp *vault.Response, now time.Time) *entry {
+	s := resp.Secret
+	if s.LeaseID != "" && s.LeaseDuration > 0 {
+		d := time.Duration(s.LeaseDuration) * time.Second
+		return &entry{resp: resp, issued: now, ttl: d, origTTL: d, leaseID: s.LeaseID, renewable: s.Renewable}
+	}
+	// PKI issue/sign answers: no lease, but the certificate's expiration.
+	if _, isCert := s.Data["certificate"]; isCert {
+		if exp, ok := unixSeconds(s.Data["expiration"]); ok {
+			d := exp.Sub(now)
+			if d > 0 {
+				return &entry{resp: resp, issued: now, ttl: d, origTTL: d}
+			}
+		}
+	}
+	return nil
+}
+
+func unixSeconds(v any) (time.Time, bool) {
+	var f float64
+	switch n := v.(type) {
+	case json.Number:
+		x, err := n.Float64()
+		if err != nil {
+			return time.Time{}, false
+		}
+		f = x
+	case float64:
+		f = n
+	case int64:
+		f = float64(n)
+	default:
+		return time.Time{}, false
+	}
+	if f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(f), 0), true
+}
+
+func (c *Cache) get(key string) *entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.items[key]
+}
+
+func (c *Cache) drop(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[key]; ok {
+		delete(c.items, key)
+		metrics.CachedEntries.WithLabelValues("leases").Set(float64(len(c.items)))
+	}
+}
+
+func (c *Cache) put(key string, e *entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items == nil {
+		c.items = map[string]*entry{}
+	}
+	max := c.MaxEntries
+	if max <= 0 {
+		max = DefaultMaxEntries
+	}
+	if _, exists := c.items[key]; !exists && len(c.items) >= max {
+		c.evictLocked(max)
+	}
+	c.items[key] = e
+	metrics.CachedEntries.WithLabelValues("leases").Set(float64(len(c.items)))
+}
+
+// evictLocked drops expired entries, then those closest to expiry, until
+// there is room for one more.
+func (c *Cache) evictLocked(max int) {
+	now := c.now()
+	for k, e := range c.items {
+		if !now.Before(e.issued.Add(e.ttl)) {
+			delete(c.items, k)
+		}
+	}
+	for len(c.items) >= max {
+		var victim string
+		var soonest time.Time
+		for k, e := range c.items {
+			if end := e.issued.Add(e.ttl); victim == "" || end.Before(soonest) {
+				victim, soonest = k, end
+			}
+		}
+		delete(c.items, victim)
+	}
+}
+
+// Len is the number of cached answers.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.items)
+}

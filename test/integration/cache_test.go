@@ -1,0 +1,276 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
+)
+
+// clock is a settable clock for the provider's caches: lifetimes are real
+// Vault TTLs, but the test decides when "later" is.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// counter reads Vault's audit log: what Vault really did, not what the
+// provider says it did.
+type counter struct {
+	t    *testing.T
+	base map[string]int
+}
+
+var counted = []string{"auth/jwt/login", "auth/token/renew-self", "database/creds/app", "pki/issue/example-com", "secret/data/app", "sys/leases/renew"}
+
+func newCounter(t *testing.T) *counter {
+	c := &counter{t: t, base: map[string]int{}}
+	for _, p := range counted {
+		c.base[p] = c.now(p)
+	}
+	return c
+}
+
+func (c *counter) now(prefix string) int {
+	n, err := vlt.CountRequests("", prefix)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return n
+}
+
+// since returns how many requests to each path Vault saw since the last call.
+func (c *counter) since() map[string]int {
+	out := map[string]int{}
+	for _, p := range counted {
+		n := c.now(p)
+		out[p] = n - c.base[p]
+		c.base[p] = n
+	}
+	return out
+}
+
+func (c *counter) want(what string, want map[string]int) {
+	c.t.Helper()
+	got := c.since()
+	for p, n := range want {
+		if got[p] != n {
+			c.t.Errorf("%s: Vault saw %d requests to %s, want %d (all: %v)", what, got[p], p, n, got)
+		}
+	}
+}
+
+const pollObjects = `
+- {objectName: db/username, secretPath: database/creds/app, secretKey: username}
+- {objectName: db/password, secretPath: database/creds/app, secretKey: password}
+- {objectName: db/lease.json, secretPath: database/creds/app}
+- objectName: tls/cert.pem
+  secretPath: pki/issue/example-com
+  method: PUT
+  secretKey: certificate
+  secretArgs: {common_name: poll.example.com, ttl: 1h}
+- objectName: tls/key.pem
+  secretPath: pki/issue/example-com
+  method: PUT
+  secretKey: private_key
+  secretArgs: {common_name: poll.example.com, ttl: 1h}
+- {objectName: password, secretPath: secret/data/app, secretKey: password}
+`
+
+func TestRotationPollsReuseTokenAndLeases(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	r, err := serve(newProvider(vlt.Addr, hmac, clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+	pod := appSA
+	pod.PodName, pod.PodUID = "poller", "uid-poller"
+	params := map[string]string{"roleName": "app", "objects": pollObjects}
+	poll := func() (dir string, versions map[string]string) {
+		t.Helper()
+		req := volume(t, pod, "vault", params)
+		v, err := r.client.Mount(context.Background(), req)
+		if err != nil {
+			t.Fatalf("mount: %v", err)
+		}
+		return req.TargetPath, v
+	}
+
+	cnt := newCounter(t)
+	dir, first := poll()
+	user := readFile(t, dir, "db/username")
+	cert := readFile(t, dir, "tls/cert.pem")
+	for i := 0; i < 9; i++ {
+		clk.Advance(time.Minute)
+		d, v := poll()
+		if got := readFile(t, d, "db/username"); got != user {
+			t.Fatalf("poll %d: new database user %q, want the cached %q", i+2, got, user)
+		}
+		if readFile(t, d, "tls/cert.pem") != cert {
+			t.Fatalf("poll %d: certificate re-issued", i+2)
+		}
+		for id, ver := range first {
+			if v[id] != ver {
+				t.Errorf("poll %d: version of %s changed", i+2, id)
+			}
+		}
+	}
+	cnt.want("10 polls", map[string]int{
+		"auth/jwt/login":        1,
+		"database/creds/app":    1,
+		"pki/issue/example-com": 1,
+		"secret/data/app":       10, // KV is re-read so rotation sees changes
+		"sys/leases/renew":      0,
+		"auth/token/renew-self": 0,
+	})
+
+	// Past 2/3 of the 1h lifetimes: the token and the database lease are
+	// renewed (same credential), the certificate is re-issued once.
+	clk.Advance(35 * time.Minute)
+	dir, _ = poll()
+	if got := readFile(t, dir, "db/username"); got != user {
+		t.Errorf("database user changed to %q on renewal", got)
+	}
+	if readFile(t, dir, "tls/cert.pem") == cert {
+		t.Error("certificate not re-issued after 2/3 of its lifetime")
+	}
+	cnt.want("poll past the threshold", map[string]int{
+		"auth/jwt/login":        0,
+		"auth/token/renew-self": 1,
+		"sys/leases/renew":      1,
+		"database/creds/app":    0,
+		"pki/issue/example-com": 1,
+	})
+	var lease struct {
+		LeaseID string `json:"lease_id"`
+	}
+	if err := json.Unmarshal([]byte(readFile(t, dir, "db/lease.json")), &lease); err != nil || lease.LeaseID == "" {
+		t.Fatalf("db/lease.json: %v %q", err, lease.LeaseID)
+	}
+	lk, err := vlt.Write("sys/leases/lookup", map[string]any{"lease_id": lease.LeaseID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lk.Data["last_renewal"] == nil {
+		t.Errorf("Vault shows no renewal of lease %s: %v", lease.LeaseID, lk.Data)
+	}
+
+	// And the next poll is served from the caches again.
+	clk.Advance(time.Minute)
+	poll()
+	cnt.want("poll after renewal", map[string]int{
+		"auth/jwt/login": 0, "auth/token/renew-self": 0, "sys/leases/renew": 0,
+		"database/creds/app": 0, "pki/issue/example-com": 0, "secret/data/app": 1,
+	})
+}
+
+func TestRevokedTokenMeansOneRelogin(t *testing.T) {
+	sa := testenv.ServiceAccount{Namespace: "apps", Name: "revokee", PodName: "revokee-0", PodUID: "uid-revokee"}
+	if err := vlt.PutPolicy("revokee-marker", `path "nothing/here" { capabilities = ["deny"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if err := vlt.JWTRole(jwtMount, "revokee", sa, "vault", "app", "revokee-marker"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := startProvider(vlt.Addr, hmac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+	params := map[string]string{"roleName": "revokee", "objects": "- {objectName: pw, secretPath: secret/data/app, secretKey: password}"}
+	mountOnce := func() {
+		t.Helper()
+		if _, err := r.client.Mount(context.Background(), volume(t, sa, "vault", params)); err != nil {
+			t.Fatalf("mount: %v", err)
+		}
+	}
+	cnt := newCounter(t)
+	mountOnce()
+	mountOnce()
+	cnt.want("two mounts", map[string]int{"auth/jwt/login": 1})
+
+	revoked := revokeTokensWithPolicy(t, "revokee-marker")
+	if revoked == 0 {
+		t.Fatal("found no token to revoke")
+	}
+	mountOnce()
+	cnt.want("mount after revocation", map[string]int{"auth/jwt/login": 1, "secret/data/app": 2})
+	mountOnce()
+	cnt.want("mount after re-login", map[string]int{"auth/jwt/login": 0, "secret/data/app": 1})
+}
+
+// revokeTokensWithPolicy revokes, as root, every token carrying policy.
+func revokeTokensWithPolicy(t *testing.T, policy string) int {
+	t.Helper()
+	list, err := vlt.Root.Logical().List("auth/token/accessors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	keys, _ := list.Data["keys"].([]any)
+	for _, k := range keys {
+		acc := k.(string)
+		info, err := vlt.Write("auth/token/lookup-accessor", map[string]any{"accessor": acc})
+		if err != nil {
+			continue
+		}
+		pols, _ := info.Data["policies"].([]any)
+		for _, p := range pols {
+			if p == policy {
+				if _, err := vlt.Write("auth/token/revoke-accessor", map[string]any{"accessor": acc}); err != nil {
+					t.Fatal(err)
+				}
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func TestIdentitiesNeverShareTokensOrLeases(t *testing.T) {
+	r, err := startProvider(vlt.Addr, hmac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+	params := map[string]string{"roleName": "app", "objects": "- {objectName: user, secretPath: database/creds/app, secretKey: username}"}
+	users := map[string]string{}
+	cnt := newCounter(t)
+	for _, uid := range []string{"uid-a", "uid-b", "uid-a", "uid-b"} {
+		pod := appSA
+		pod.PodName, pod.PodUID = "pod-"+uid, uid
+		req := volume(t, pod, "vault", params)
+		if _, err := r.client.Mount(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		u := readFile(t, req.TargetPath, "user")
+		if prev, ok := users[uid]; ok && prev != u {
+			t.Errorf("pod %s got a new credential on its second mount", uid)
+		}
+		users[uid] = u
+	}
+	if users["uid-a"] == users["uid-b"] {
+		t.Error("two pods share one database credential")
+	}
+	cnt.want("two pods, two mounts each", map[string]int{"auth/jwt/login": 2, "database/creds/app": 2})
+	if !strings.HasPrefix(users["uid-a"], "v-") {
+		t.Logf("database user %q", users["uid-a"])
+	}
+}
