@@ -12,7 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
@@ -41,7 +41,7 @@ func (e *TokenError) Unwrap() error { return e.err }
 type Authenticator struct {
 	// Kube mints pod-bound tokens when the driver sent none; nil when the
 	// provider runs without Kubernetes access.
-	Kube kubernetes.Interface
+	Kube corev1client.CoreV1Interface
 }
 
 // ServiceAccountToken returns the JWT to present for the pod: the one the
@@ -75,7 +75,7 @@ func (a *Authenticator) ServiceAccountToken(ctx context.Context, c *config.Confi
 	if c.Audience != "" {
 		req.Spec.Audiences = []string{c.Audience}
 	}
-	resp, err := a.Kube.CoreV1().ServiceAccounts(p.Namespace).CreateToken(ctx, p.ServiceAccountName, req, metav1.CreateOptions{})
+	resp, err := a.Kube.ServiceAccounts(p.Namespace).CreateToken(ctx, p.ServiceAccountName, req, metav1.CreateOptions{})
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return "", fmt.Errorf("requesting a token for service account %s/%s: %w", p.Namespace, p.ServiceAccountName, ctxErr)

@@ -47,7 +47,7 @@ func TestDriverTokenWins(t *testing.T) {
 	kube := fake.NewSimpleClientset()
 	c := podConfig()
 	c.Token = "driver-token"
-	a := &Authenticator{Kube: kube}
+	a := &Authenticator{Kube: kube.CoreV1()}
 	tok, err := a.ServiceAccountToken(context.Background(), c)
 	if err != nil || tok != "driver-token" {
 		t.Fatalf("got %q, %v", tok, err)
@@ -73,7 +73,7 @@ func TestTokenRequestFallback(t *testing.T) {
 			kube.PrependReactor("create", "serviceaccounts", tokenReactor(&got, &sa, nil))
 			c := podConfig()
 			c.Audience = tc.audience
-			tok, err := (&Authenticator{Kube: kube}).ServiceAccountToken(context.Background(), c)
+			tok, err := (&Authenticator{Kube: kube.CoreV1()}).ServiceAccountToken(context.Background(), c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +119,7 @@ func TestTokenRequestFailures(t *testing.T) {
 				var got authenticationv1.TokenRequest
 				var sa string
 				kube.PrependReactor("create", "serviceaccounts", tokenReactor(&got, &sa, tc.err))
-				a.Kube = kube
+				a.Kube = kube.CoreV1()
 			}
 			c := podConfig()
 			c.Pod = tc.pod

@@ -25,7 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
@@ -61,7 +61,7 @@ func RandomKey() (StaticKey, error) {
 // node's provider. The first provider to need it creates it; the others read
 // it. Once read, the key is served from memory: no API call per Mount.
 type SecretKey struct {
-	Client    kubernetes.Interface
+	Client    corev1client.SecretsGetter
 	Namespace string
 	Name      string
 
@@ -85,7 +85,7 @@ func (s *SecretKey) Key(ctx context.Context) ([]byte, error) {
 }
 
 func (s *SecretKey) load(ctx context.Context) ([]byte, error) {
-	secrets := s.Client.CoreV1().Secrets(s.Namespace)
+	secrets := s.Client.Secrets(s.Namespace)
 	sec, err := secrets.Get(ctx, s.Name, metav1.GetOptions{})
 	if err == nil {
 		return keyFrom(sec)

@@ -107,9 +107,9 @@ func (p *Pool) Client(t Target) (*Client, error) {
 	base := clientKey{addr: k.addr, tls: k.tls}
 	var c *Client
 	if b, ok := p.m[base]; ok {
-		ac, err := b.api.Clone()
+		ac, err := cloneClean(b.api)
 		if err != nil {
-			return nil, fmt.Errorf("cloning Vault client: %w", err)
+			return nil, err
 		}
 		c = &Client{addr: k.addr, api: ac}
 	} else {
@@ -122,9 +122,9 @@ func (p *Pool) Client(t Target) (*Client, error) {
 		if k == base {
 			return c, nil
 		}
-		ac2, err := ac.Clone()
+		ac2, err := cloneClean(ac)
 		if err != nil {
-			return nil, fmt.Errorf("cloning Vault client: %w", err)
+			return nil, err
 		}
 		c = &Client{addr: k.addr, api: ac2}
 	}
@@ -133,12 +133,27 @@ func (p *Pool) Client(t Target) (*Client, error) {
 	return c, nil
 }
 
+// cloneClean clones c. Clone goes through api.NewClient, which reads
+// VAULT_TOKEN (and VAULT_HEADERS) from the environment again: clear them, or
+// a namespaced client would present the provider's own token.
+func cloneClean(c *api.Client) (*api.Client, error) {
+	ac, err := c.Clone()
+	if err != nil {
+		return nil, fmt.Errorf("cloning Vault client: %w", err)
+	}
+	ac.ClearToken()
+	return ac, nil
+}
+
 func (p *Pool) newAPIClient(addr string, t config.TLS) (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	if cfg.Error != nil {
 		return nil, fmt.Errorf("Vault client defaults: %w", cfg.Error)
 	}
 	cfg.Address = addr
+	// DefaultConfig reads VAULT_AGENT_ADDR, which NewClient prefers over
+	// Address: the SPC's or flag's address must win.
+	cfg.AgentAddress = ""
 	cfg.Timeout = p.opts.Timeout
 	cfg.MaxRetries = p.opts.MaxRetries
 	cfg.MinRetryWait = p.opts.MinRetryWait
@@ -325,6 +340,7 @@ func (c *Client) Login(ctx context.Context, mount, role, jwt string) (*Token, er
 	}
 	op := "login to auth/" + mount
 	req := c.api.NewRequest(http.MethodPost, "/v1/auth/"+mount+"/login")
+	req.ClientToken = "" // a login presents the JWT, never a token
 	req.BodyBytes = body
 	resp, err := c.send(ctx, "login", op, req)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -199,7 +199,7 @@ func run(ctx context.Context, o *options) error {
 
 // kubeClient returns a Kubernetes client, or nil when the provider runs
 // outside a cluster without -kubeconfig (the demo and local use).
-func kubeClient(o *options) (kubernetes.Interface, error) {
+func kubeClient(o *options) (corev1client.CoreV1Interface, error) {
 	var cfg *rest.Config
 	var err error
 	if o.kubeconfig != "" {
@@ -220,10 +220,10 @@ func kubeClient(o *options) (kubernetes.Interface, error) {
 	cfg.QPS = float32(o.kubeQPS)
 	cfg.Burst = o.kubeBurst
 	cfg.UserAgent = "vault-csi-provider/" + buildinfo.Get()
-	return kubernetes.NewForConfig(cfg)
+	return corev1client.NewForConfig(cfg)
 }
 
-func keySource(o *options, kube kubernetes.Interface) (objversion.KeySource, error) {
+func keySource(o *options, kube corev1client.CoreV1Interface) (objversion.KeySource, error) {
 	if o.hmacKeyFile != "" {
 		b, err := os.ReadFile(o.hmacKeyFile)
 		if err != nil {
