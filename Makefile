@@ -3,7 +3,7 @@ SHELL   := /bin/bash
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/vault-csi-provider/vault-csi-provider/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: all build demo test vault deps fmt vet clean
+.PHONY: all build demo test vault deps fmt vet clean bench
 
 all: build
 
@@ -35,3 +35,7 @@ vet:
 
 clean:
 	rm -rf bin
+
+## bench: load the provider like the driver does and compare with direct Vault reads
+bench: build
+	@scripts/bench.sh $(BENCH_ARGS)
