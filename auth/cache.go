@@ -79,6 +79,8 @@ type TokenCache struct {
 	Size            int
 	RefreshFraction float64
 	Now             func() time.Time
+	// OnEvict, when set, is called with each token evicted (and revoked).
+	OnEvict func(*vault.Token)
 
 	mu    sync.Mutex
 	order *list.List // of *tokenEntry, most recently used first
@@ -138,6 +140,9 @@ func (c *TokenCache) Token(ctx context.Context, vc *vault.Client, cfg *config.Co
 	}
 	return v.(*vault.Token), nil
 }
+
+// Time is the cache's clock.
+func (c *TokenCache) Time() time.Time { return c.now() }
 
 // Invalidate drops tok after Vault refused it, so the next Token logs in.
 func (c *TokenCache) Invalidate(cfg *config.Config, tok *vault.Token) {
@@ -239,6 +244,9 @@ func (c *TokenCache) store(key string, tok *vault.Token, loginTTL time.Duration,
 		old := c.order.Remove(c.order.Back()).(*tokenEntry)
 		delete(c.items, old.key)
 		metrics.TokenCache.WithLabelValues("evicted").Inc()
+		if c.OnEvict != nil {
+			c.OnEvict(old.tok)
+		}
 		go revoke(old)
 	}
 	metrics.CachedEntries.WithLabelValues("tokens").Set(float64(len(c.items)))

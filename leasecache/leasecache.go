@@ -52,6 +52,7 @@ type entry struct {
 	// A lease dies with the token that created it.
 	creatorAccessor string
 	creatorEnd      time.Time // zero: no expiry
+	creatorTTL      time.Duration
 }
 
 // Outcome says how a Fetch was served.
@@ -107,6 +108,7 @@ func (c *Cache) Fetch(ctx context.Context, vc *vault.Client, tok *vault.Token, i
 			e.creatorAccessor = tok.Accessor
 			if tok.TTL > 0 {
 				e.creatorEnd = tok.IssuedAt.Add(tok.TTL)
+				e.creatorTTL = tok.TTL
 			}
 			c.put(key, e)
 			return result{resp, Issued}, nil
@@ -125,23 +127,47 @@ func (c *Cache) Fetch(ctx context.Context, vc *vault.Client, tok *vault.Token, i
 }
 
 // refreshAt is when a cached credential stops being served as it is: once
-// less than (1-fraction) of its lifetime is left, counting the end of the
-// token it lives under.
+// less than (1-fraction) of its lifetime is left. A lease cannot outlive the
+// token it was created under (Vault revokes it with the token), so its end is
+// the earlier of the two, and the margin is taken of the shorter lifetime:
+// otherwise a long lease under a short token would be past its refresh point
+// from the start. Certificates do not depend on the token.
 func (c *Cache) refreshAt(e *entry, current *vault.Token) time.Time {
 	end := e.issued.Add(e.ttl)
-	creatorEnd := e.creatorEnd
-	if e.creatorAccessor == current.Accessor {
-		// The creator is the token in use: the token cache keeps renewing it.
-		creatorEnd = time.Time{}
-		if current.TTL > 0 {
-			creatorEnd = current.IssuedAt.Add(current.TTL)
+	life := e.origTTL
+	if e.leaseID != "" {
+		creatorEnd, creatorTTL := e.creatorEnd, e.creatorTTL
+		if e.creatorAccessor == current.Accessor {
+			// The creator is the token in use: the token cache keeps it renewed.
+			creatorEnd, creatorTTL = time.Time{}, current.TTL
+			if current.TTL > 0 {
+				creatorEnd = current.IssuedAt.Add(current.TTL)
+			}
+		}
+		if !creatorEnd.IsZero() && creatorEnd.Before(end) {
+			end = creatorEnd
+			if creatorTTL > 0 && creatorTTL < life {
+				life = creatorTTL
+			}
 		}
 	}
-	if !creatorEnd.IsZero() && creatorEnd.Before(end) {
-		end = creatorEnd
+	return end.Add(-time.Duration((1 - c.fraction()) * float64(life)))
+}
+
+// ForgetCreator drops every credential created under the token with this
+// accessor: Vault revoked them with it (a 403, or revoke-self on eviction).
+func (c *Cache) ForgetCreator(accessor string) {
+	if accessor == "" {
+		return
 	}
-	margin := time.Duration((1 - c.fraction()) * float64(e.origTTL))
-	return end.Add(-margin)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.items {
+		if e.leaseID != "" && e.creatorAccessor == accessor {
+			delete(c.items, k)
+		}
+	}
+	metrics.CachedEntries.WithLabelValues("leases").Set(float64(len(c.items)))
 }
 
 func (c *Cache) renew(ctx context.Context, vc *vault.Client, tok *vault.Token, key string, e *entry) bool {

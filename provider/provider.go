@@ -51,6 +51,25 @@ type Provider struct {
 	// MaxResponseBytes overrides MaxResponseBytes when set (for drivers run
 	// with a larger --max-call-recv-msg-size).
 	MaxResponseBytes int
+
+	wire sync.Once
+}
+
+// wireCaches makes the lease cache forget the credentials of a token the
+// token cache evicts: revoking the token revoked them in Vault.
+func (p *Provider) wireCaches() {
+	if p.Tokens == nil || p.Leases == nil || p.Tokens.OnEvict != nil {
+		return
+	}
+	leases := p.Leases
+	p.Tokens.OnEvict = func(t *vault.Token) { leases.ForgetCreator(t.Accessor) }
+}
+
+func (p *Provider) now() time.Time {
+	if p.Tokens != nil {
+		return p.Tokens.Time()
+	}
+	return time.Now()
 }
 
 // Mount implements the provider API's Mount.
@@ -64,6 +83,7 @@ func (p *Provider) Mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 }
 
 func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountResponse, error) {
+	p.wire.Do(p.wireCaches)
 	cfg, err := config.Parse(req.GetAttributes(), req.GetSecrets(), req.GetPermission(), p.Defaults)
 	if err != nil {
 		return nil, err
@@ -93,15 +113,20 @@ func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 	}
 
 	start := time.Now()
+	tokenStart := p.now() // on the token cache's clock
 	tok, err := p.token(ctx, vc, cfg)
 	if err != nil {
 		return nil, err
 	}
 	answers, err := p.fetch(ctx, vc, tok, cfg, reqs)
-	if err != nil && p.Tokens != nil && forbidden(err) && tok.IssuedAt.Before(start) {
+	if err != nil && p.Tokens != nil && forbidden(err) && tok.IssuedAt.Before(tokenStart) {
 		// A cached token may have been revoked or expired early; Vault
-		// says 403 either way. Log in again, once.
+		// says 403 either way. Log in again, once; the token's leases are
+		// gone with it.
 		logger.V(2).Info("Vault refused a cached token; logging in again", "token", tok.String())
+		if p.Leases != nil {
+			p.Leases.ForgetCreator(tok.Accessor)
+		}
 		if tok, err = p.Tokens.Relogin(ctx, vc, cfg, tok); err != nil {
 			return nil, err
 		}

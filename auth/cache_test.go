@@ -1,0 +1,756 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vault-csi-provider/vault-csi-provider/config"
+	"github.com/vault-csi-provider/vault-csi-provider/vault"
+)
+
+// fakeClock is the caches' clock: the test decides when "later" is.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+var epoch = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// vaultCall is one request the fake Vault received.
+type vaultCall struct {
+	Method string
+	Path   string // below /v1/
+	Token  string
+	Body   map[string]any
+}
+
+// fakeVaultConfig is how the fake Vault answers.
+type fakeVaultConfig struct {
+	loginTTL       int  // seconds; 0: a token without expiry
+	loginRenewable bool // of tokens from a login
+	renewTTL       int  // seconds renew-self grants; 0: the increment asked for
+	renewStatus    int  // non-zero: renew-self fails with this status
+}
+
+// fakeVault is a Vault that logs in at any auth/<mount>/login (a new token
+// per login), renews and revokes tokens, and refuses revoked tokens with 403.
+// It records every request, and can hold answers to a path until released.
+type fakeVault struct {
+	*httptest.Server
+	name string
+
+	mu      sync.Mutex
+	cfg     fakeVaultConfig
+	calls   []vaultCall
+	seq     int
+	revoked map[string]bool
+	gates   map[string]chan struct{}
+}
+
+func newFakeVault(t *testing.T, name string) *fakeVault {
+	t.Helper()
+	fv := &fakeVault{
+		name:    name,
+		cfg:     fakeVaultConfig{loginTTL: 300, loginRenewable: true},
+		revoked: map[string]bool{},
+		gates:   map[string]chan struct{}{},
+	}
+	fv.Server = httptest.NewServer(fv)
+	t.Cleanup(fv.Close)
+	return fv
+}
+
+func (fv *fakeVault) configure(f func(*fakeVaultConfig)) {
+	fv.mu.Lock()
+	defer fv.mu.Unlock()
+	f(&fv.cfg)
+}
+
+// hold makes requests to path wait until the returned release is called
+// (release is idempotent, and runs at the end of the test anyway).
+func (fv *fakeVault) hold(t *testing.T, path string) (release func()) {
+	ch := make(chan struct{})
+	fv.mu.Lock()
+	fv.gates[path] = ch
+	fv.mu.Unlock()
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// requests returns the recorded requests to path.
+func (fv *fakeVault) requests(path string) []vaultCall {
+	fv.mu.Lock()
+	defer fv.mu.Unlock()
+	var out []vaultCall
+	for _, c := range fv.calls {
+		if c.Path == path {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (fv *fakeVault) count(path string) int { return len(fv.requests(path)) }
+
+// logins counts logins at any auth mount.
+func (fv *fakeVault) logins() int {
+	fv.mu.Lock()
+	defer fv.mu.Unlock()
+	n := 0
+	for _, c := range fv.calls {
+		if isLogin(c.Path) {
+			n++
+		}
+	}
+	return n
+}
+
+func (fv *fakeVault) total() int {
+	fv.mu.Lock()
+	defer fv.mu.Unlock()
+	return len(fv.calls)
+}
+
+func isLogin(path string) bool {
+	return strings.HasPrefix(path, "auth/") && strings.HasSuffix(path, "/login") && path != "auth/token/login"
+}
+
+func (fv *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, "/v1/")
+	var body map[string]any
+	if b, _ := io.ReadAll(r.Body); len(b) > 0 {
+		_ = json.Unmarshal(b, &body)
+	}
+	tok := r.Header.Get("X-Vault-Token")
+	fv.mu.Lock()
+	fv.calls = append(fv.calls, vaultCall{Method: r.Method, Path: path, Token: tok, Body: body})
+	gate := fv.gates[path]
+	cfg := fv.cfg
+	fv.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+	}
+
+	reply := func(code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	fail := func(code int, msg string) { reply(code, map[string]any{"errors": []string{msg}}) }
+
+	if isLogin(path) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut || body["jwt"] == "" || body["role"] == "" {
+			fail(http.StatusBadRequest, "missing role or jwt")
+			return
+		}
+		fv.mu.Lock()
+		fv.seq++
+		n := fv.seq
+		fv.mu.Unlock()
+		reply(200, map[string]any{"auth": map[string]any{
+			"client_token":   fmt.Sprintf("hvs.%s-%d", fv.name, n),
+			"accessor":       fmt.Sprintf("acc-%s-%d", fv.name, n),
+			"lease_duration": cfg.loginTTL,
+			"renewable":      cfg.loginRenewable,
+		}})
+		return
+	}
+	fv.mu.Lock()
+	refused := tok == "" || fv.revoked[tok]
+	fv.mu.Unlock()
+	if refused {
+		fail(http.StatusForbidden, "permission denied")
+		return
+	}
+	switch path {
+	case "auth/token/renew-self":
+		if cfg.renewStatus != 0 {
+			fail(cfg.renewStatus, "renewal refused")
+			return
+		}
+		ttl := cfg.renewTTL
+		if ttl == 0 {
+			inc, _ := body["increment"].(float64)
+			ttl = int(inc)
+		}
+		reply(200, map[string]any{"auth": map[string]any{"client_token": tok, "lease_duration": ttl, "renewable": true}})
+	case "auth/token/revoke-self":
+		fv.mu.Lock()
+		fv.revoked[tok] = true
+		fv.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		fail(http.StatusNotFound, "no handler for "+path)
+	}
+}
+
+// harness is a token cache in front of a fake Vault, on a fake clock.
+type harness struct {
+	t    *testing.T
+	fv   *fakeVault
+	clk  *fakeClock
+	pool *vault.Pool
+	tc   *TokenCache
+}
+
+func newHarness(t *testing.T, size int) *harness {
+	t.Helper()
+	h := &harness{
+		t:    t,
+		fv:   newFakeVault(t, "v1"),
+		clk:  &fakeClock{t: epoch},
+		pool: vault.NewPool(vault.Options{MaxRetries: 0}),
+	}
+	h.tc = NewTokenCache(&Authenticator{}, size)
+	h.tc.Now = h.clk.Now
+	return h
+}
+
+// identity is a pod's Mount configuration for the harness's Vault; the
+// driver supplies the JWT, so no Kubernetes access is needed.
+func (h *harness) identity(podUID string) *config.Config {
+	return &config.Config{
+		VaultAddress:  h.fv.URL,
+		AuthMountPath: "jwt",
+		RoleName:      "app",
+		Token:         "jwt-of-" + podUID,
+		Pod:           config.Pod{Name: "pod-" + podUID, Namespace: "apps", UID: podUID, ServiceAccountName: "app"},
+	}
+}
+
+func (h *harness) client(cfg *config.Config) *vault.Client {
+	h.t.Helper()
+	vc, err := h.pool.Client(vault.Target{Address: cfg.VaultAddress, Namespace: cfg.VaultNamespace, TLS: cfg.TLS})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return vc
+}
+
+func (h *harness) token(cfg *config.Config) *vault.Token {
+	h.t.Helper()
+	tok, err := h.tc.Token(context.Background(), h.client(cfg), cfg)
+	if err != nil {
+		h.t.Fatalf("Token: %v", err)
+	}
+	return tok
+}
+
+// eventually polls cond until it holds, failing the test after a deadline.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// singleflightWaiters counts goroutines inside fn (as it appears in stack
+// traces, e.g. "(*TokenCache).Token(") that are parked in singleflight
+// behind another caller's call.
+func singleflightWaiters(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "sync.(*WaitGroup).Wait(") &&
+			strings.Contains(g, "singleflight.(*Group).Do(") &&
+			strings.Contains(g, fn) {
+			count++
+		}
+	}
+	return count
+}
+
+func TestTokenCacheRefresh(t *testing.T) {
+	const s = time.Second
+	tests := []struct {
+		name        string
+		fraction    float64 // 0: the default, 2/3
+		loginTTL    int
+		renewable   bool
+		renewTTL    int // granted by renew-self; 0: as asked
+		renewStatus int
+		after       time.Duration
+		wantLogins  int
+		wantRenews  int
+		wantSame    bool          // the second Token is the first token (renewed or not)
+		wantIssued  time.Duration // IssuedAt of the second token, after epoch
+		wantTTL     time.Duration
+	}{
+		{name: "hit before the threshold", loginTTL: 300, renewable: true, after: 199 * s,
+			wantLogins: 1, wantSame: true, wantIssued: 0, wantTTL: 300 * s},
+		{name: "renewed past the threshold", loginTTL: 300, renewable: true, after: 201 * s,
+			wantLogins: 1, wantRenews: 1, wantSame: true, wantIssued: 201 * s, wantTTL: 300 * s},
+		{name: "renewal granting less, but enough", loginTTL: 300, renewable: true, renewTTL: 150, after: 201 * s,
+			wantLogins: 1, wantRenews: 1, wantSame: true, wantIssued: 201 * s, wantTTL: 150 * s},
+		{name: "renewal granting less than (1-fraction) of the login TTL: new login", loginTTL: 300, renewable: true, renewTTL: 99, after: 201 * s,
+			wantLogins: 2, wantRenews: 1, wantIssued: 201 * s, wantTTL: 300 * s},
+		{name: "renewal refused: new login", loginTTL: 300, renewable: true, renewStatus: http.StatusForbidden, after: 201 * s,
+			wantLogins: 2, wantRenews: 1, wantIssued: 201 * s, wantTTL: 300 * s},
+		{name: "renewal fails: new login", loginTTL: 300, renewable: true, renewStatus: http.StatusBadRequest, after: 201 * s,
+			wantLogins: 2, wantRenews: 1, wantIssued: 201 * s, wantTTL: 300 * s},
+		{name: "long past the TTL: still renewed first", loginTTL: 300, renewable: true, after: 250 * s,
+			wantLogins: 1, wantRenews: 1, wantSame: true, wantIssued: 250 * s, wantTTL: 300 * s},
+		{name: "non-renewable token past the threshold: new login", loginTTL: 300, renewable: false, after: 201 * s,
+			wantLogins: 2, wantIssued: 201 * s, wantTTL: 300 * s},
+		{name: "non-renewable token before the threshold: hit", loginTTL: 300, renewable: false, after: 199 * s,
+			wantLogins: 1, wantSame: true, wantTTL: 300 * s},
+		{name: "token without TTL is never refreshed", loginTTL: 0, renewable: false, after: 10 * 365 * 24 * time.Hour,
+			wantLogins: 1, wantSame: true},
+		{name: "custom fraction: hit before it", fraction: 0.5, loginTTL: 300, renewable: true, after: 149 * s,
+			wantLogins: 1, wantSame: true, wantTTL: 300 * s},
+		{name: "custom fraction: renewed past it", fraction: 0.5, loginTTL: 300, renewable: true, after: 151 * s,
+			wantLogins: 1, wantRenews: 1, wantSame: true, wantIssued: 151 * s, wantTTL: 300 * s},
+		{name: "out-of-range fraction means the default", fraction: 1.5, loginTTL: 300, renewable: true, after: 199 * s,
+			wantLogins: 1, wantSame: true, wantTTL: 300 * s},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, 10)
+			if tt.fraction != 0 {
+				h.tc.RefreshFraction = tt.fraction
+			}
+			h.fv.configure(func(c *fakeVaultConfig) {
+				c.loginTTL, c.loginRenewable = tt.loginTTL, tt.renewable
+				c.renewTTL, c.renewStatus = tt.renewTTL, tt.renewStatus
+			})
+			cfg := h.identity("uid-1")
+			first := h.token(cfg)
+			if !first.IssuedAt.Equal(epoch) {
+				t.Errorf("IssuedAt of a login = %v, want the cache clock's %v", first.IssuedAt, epoch)
+			}
+			h.clk.Advance(tt.after)
+			second := h.token(cfg)
+
+			if n := h.fv.logins(); n != tt.wantLogins {
+				t.Errorf("%d logins, want %d", n, tt.wantLogins)
+			}
+			renews := h.fv.requests("auth/token/renew-self")
+			if len(renews) != tt.wantRenews {
+				t.Errorf("%d renew-self calls, want %d", len(renews), tt.wantRenews)
+			}
+			for _, r := range renews {
+				if r.Token != first.Value {
+					t.Errorf("renew-self with token %q, want the cached %q", r.Token, first.Value)
+				}
+				if inc, _ := r.Body["increment"].(float64); int(inc) != tt.loginTTL {
+					t.Errorf("renew-self asked for increment %v, want the login TTL %d", r.Body["increment"], tt.loginTTL)
+				}
+			}
+			if n := h.fv.count("auth/token/revoke-self"); n != 0 {
+				t.Errorf("%d revocations, want none", n)
+			}
+			if same := second.Value == first.Value; same != tt.wantSame {
+				t.Errorf("second token %q, first %q: same = %v, want %v", second.Value, first.Value, same, tt.wantSame)
+			}
+			if want := epoch.Add(tt.wantIssued); !second.IssuedAt.Equal(want) {
+				t.Errorf("second token issued at %v, want %v", second.IssuedAt, want)
+			}
+			if second.TTL != tt.wantTTL {
+				t.Errorf("second token TTL %v, want %v", second.TTL, tt.wantTTL)
+			}
+
+			// Whatever happened, the result is cached: asking again at once
+			// makes no Vault call.
+			calls := h.fv.total()
+			if third := h.token(cfg); third.Value != second.Value {
+				t.Errorf("third token %q, want the cached %q", third.Value, second.Value)
+			}
+			if n := h.fv.total(); n != calls {
+				t.Errorf("asking again right away made %d Vault calls", n-calls)
+			}
+		})
+	}
+}
+
+// Every renewal asks for the TTL granted at login, not for what the last
+// renewal granted, and the threshold counts from the last renewal.
+func TestTokenCacheRenewalYardstick(t *testing.T) {
+	h := newHarness(t, 10)
+	h.fv.configure(func(c *fakeVaultConfig) { c.renewTTL = 240 })
+	cfg := h.identity("uid-1")
+	first := h.token(cfg)
+	h.clk.Advance(201 * time.Second)
+	h.token(cfg) // renewed: TTL 240 from now
+	h.clk.Advance(159 * time.Second)
+	if tok := h.token(cfg); tok.Value != first.Value || h.fv.count("auth/token/renew-self") != 1 {
+		t.Fatalf("before 2/3 of the renewed TTL: token %q, %d renewals; want a hit", tok.Value, h.fv.count("auth/token/renew-self"))
+	}
+	h.clk.Advance(2 * time.Second) // 161s > 2/3 of 240s
+	tok := h.token(cfg)
+	renews := h.fv.requests("auth/token/renew-self")
+	if len(renews) != 2 || tok.Value != first.Value || h.fv.logins() != 1 {
+		t.Fatalf("past 2/3 of the renewed TTL: token %q, %d renewals, %d logins; want a second renewal", tok.Value, len(renews), h.fv.logins())
+	}
+	if inc, _ := renews[1].Body["increment"].(float64); inc != 300 {
+		t.Errorf("second renewal asked for %v s, want the login TTL 300", renews[1].Body["increment"])
+	}
+}
+
+func TestTokenCacheIdentities(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *config.Config, otherVault string)
+		share  bool
+	}{
+		{name: "pod UID", mutate: func(c *config.Config, _ string) { c.Pod.UID = "uid-2" }},
+		{name: "pod name", mutate: func(c *config.Config, _ string) { c.Pod.Name = "other-pod" }},
+		{name: "pod namespace", mutate: func(c *config.Config, _ string) { c.Pod.Namespace = "other-ns" }},
+		{name: "service account", mutate: func(c *config.Config, _ string) { c.Pod.ServiceAccountName = "other-sa" }},
+		{name: "role", mutate: func(c *config.Config, _ string) { c.RoleName = "other-role" }},
+		{name: "audience", mutate: func(c *config.Config, _ string) { c.Audience = "vault-prod" }},
+		{name: "auth mount", mutate: func(c *config.Config, _ string) { c.AuthMountPath = "jwt-other" }},
+		{name: "Vault namespace", mutate: func(c *config.Config, _ string) { c.VaultNamespace = "team-a" }},
+		{name: "Vault address", mutate: func(c *config.Config, other string) { c.VaultAddress = other }},
+		{name: "TLS settings", mutate: func(c *config.Config, _ string) { c.TLS.ServerName = "vault.internal" }},
+		{name: "same identity with a rotated service account token", mutate: func(c *config.Config, _ string) { c.Token = "rotated-jwt" }, share: true},
+		{name: "same Vault address with a trailing slash", mutate: func(c *config.Config, _ string) { c.VaultAddress += "/" }, share: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, 10)
+			other := newFakeVault(t, "v2")
+			a := h.identity("uid-1")
+			b := h.identity("uid-1")
+			tt.mutate(b, other.URL)
+
+			tokA := h.token(a)
+			tokB := h.token(b)
+			logins := h.fv.logins() + other.logins()
+			if tt.share {
+				if tokB.Value != tokA.Value || logins != 1 {
+					t.Fatalf("equal identities: tokens %q and %q after %d logins; want one shared token", tokA.Value, tokB.Value, logins)
+				}
+				return
+			}
+			if tokB.Value == tokA.Value {
+				t.Fatalf("identities differing in %s share token %q", tt.name, tokA.Value)
+			}
+			if logins != 2 {
+				t.Errorf("%d logins for two identities, want 2", logins)
+			}
+			// Each login went where the identity says.
+			wantMount := "auth/" + b.AuthMountPath + "/login"
+			bVault := h.fv
+			if b.VaultAddress == other.URL {
+				bVault = other
+			}
+			if reqs := bVault.requests(wantMount); len(reqs) == 0 || reqs[len(reqs)-1].Body["role"] != b.RoleName {
+				t.Errorf("no login as role %q at %s on %s", b.RoleName, wantMount, bVault.name)
+			}
+			// And each identity keeps its own token.
+			if got := h.token(a); got.Value != tokA.Value {
+				t.Errorf("first identity now gets %q, want %q", got.Value, tokA.Value)
+			}
+			if got := h.token(b); got.Value != tokB.Value {
+				t.Errorf("second identity now gets %q, want %q", got.Value, tokB.Value)
+			}
+			if n := h.fv.logins() + other.logins(); n != 2 {
+				t.Errorf("%d logins after asking both again, want 2", n)
+			}
+		})
+	}
+}
+
+func TestTokenCacheLRU(t *testing.T) {
+	tests := []struct {
+		name    string
+		size    int
+		seq     []string // pod UIDs asking for a token, in order
+		evicted []string // whose tokens end up evicted and revoked
+	}{
+		{name: "third identity evicts the first", size: 2, seq: []string{"a", "b", "c"}, evicted: []string{"a"}},
+		{name: "a hit makes an identity recently used", size: 2, seq: []string{"a", "b", "a", "c"}, evicted: []string{"b"}},
+		{name: "evictions follow use order", size: 2, seq: []string{"a", "b", "a", "c", "a", "d"}, evicted: []string{"b", "c"}},
+		{name: "size 1", size: 1, seq: []string{"a", "b"}, evicted: []string{"a"}},
+		{name: "size 0 holds one", size: 0, seq: []string{"a", "b"}, evicted: []string{"a"}},
+		{name: "within size nothing is evicted", size: 3, seq: []string{"a", "b", "c", "a", "b", "c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.size)
+			tokens := map[string]string{} // pod UID -> token value
+			for _, uid := range tt.seq {
+				tok := h.token(h.identity(uid))
+				if prev, ok := tokens[uid]; ok && prev != tok.Value {
+					t.Fatalf("pod %s got a new token %q while cached (had %q)", uid, tok.Value, prev)
+				}
+				tokens[uid] = tok.Value
+			}
+			if n := h.fv.logins(); n != len(tokens) {
+				t.Errorf("%d logins for %d identities", n, len(tokens))
+			}
+
+			// Revocation is asynchronous: wait for it.
+			eventually(t, fmt.Sprintf("%d revocations", len(tt.evicted)), func() bool {
+				return h.fv.count("auth/token/revoke-self") >= len(tt.evicted)
+			})
+			revoked := map[string]bool{}
+			for _, r := range h.fv.requests("auth/token/revoke-self") {
+				revoked[r.Token] = true
+			}
+			if len(revoked) != len(tt.evicted) {
+				t.Errorf("%d tokens revoked, want %d", len(revoked), len(tt.evicted))
+			}
+			evicted := map[string]bool{}
+			for _, uid := range tt.evicted {
+				evicted[uid] = true
+				if !revoked[tokens[uid]] {
+					t.Errorf("token of evicted pod %s not revoked", uid)
+				}
+			}
+			// Survivors are still cached (hits do not evict anything).
+			logins := h.fv.logins()
+			for uid, val := range tokens {
+				if evicted[uid] {
+					continue
+				}
+				if revoked[val] {
+					t.Errorf("token of cached pod %s was revoked", uid)
+				}
+				if got := h.token(h.identity(uid)); got.Value != val {
+					t.Errorf("pod %s: token %q, want the cached %q", uid, got.Value, val)
+				}
+			}
+			if n := h.fv.logins(); n != logins {
+				t.Errorf("asking for the cached identities' tokens made %d logins", n-logins)
+			}
+			// An evicted identity logs in again, evicting another in turn.
+			if len(tt.evicted) > 0 {
+				uid := tt.evicted[0]
+				if got := h.token(h.identity(uid)); got.Value == tokens[uid] {
+					t.Errorf("evicted pod %s got its revoked token back", uid)
+				}
+				if n := h.fv.logins(); n != logins+1 {
+					t.Errorf("evicted pod %s: %d logins, want 1", uid, n-logins)
+				}
+				eventually(t, "the next revocation", func() bool {
+					return h.fv.count("auth/token/revoke-self") == len(tt.evicted)+1
+				})
+			}
+		})
+	}
+}
+
+func TestTokenCacheInvalidate(t *testing.T) {
+	tests := []struct {
+		name string
+		// invalidate is called with the cached tokens of pods a and b.
+		invalidate func(h *harness, a, b *vault.Token)
+		relogA     bool // whether a logs in again afterwards
+	}{
+		{name: "the cached token is dropped", relogA: true,
+			invalidate: func(h *harness, a, _ *vault.Token) { h.tc.Invalidate(h.identity("a"), a) }},
+		{name: "another token of the identity leaves the cached one",
+			invalidate: func(h *harness, a, _ *vault.Token) {
+				h.tc.Invalidate(h.identity("a"), &vault.Token{Value: "hvs.stale", Accessor: a.Accessor})
+			}},
+		{name: "another identity's token leaves it",
+			invalidate: func(h *harness, a, b *vault.Token) { h.tc.Invalidate(h.identity("a"), b) }},
+		{name: "the token under another identity leaves it",
+			invalidate: func(h *harness, a, _ *vault.Token) { h.tc.Invalidate(h.identity("b"), a) }},
+		{name: "an identity never cached",
+			invalidate: func(h *harness, a, _ *vault.Token) { h.tc.Invalidate(h.identity("z"), a) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, 10)
+			a, b := h.token(h.identity("a")), h.token(h.identity("b"))
+			tt.invalidate(h, a, b)
+			gotA, gotB := h.token(h.identity("a")), h.token(h.identity("b"))
+			if gotB.Value != b.Value {
+				t.Errorf("pod b: token %q, want its cached %q", gotB.Value, b.Value)
+			}
+			if relog := gotA.Value != a.Value; relog != tt.relogA {
+				t.Errorf("pod a logged in again = %v, want %v", relog, tt.relogA)
+			}
+			want := 2
+			if tt.relogA {
+				want = 3
+			}
+			if n := h.fv.logins(); n != want {
+				t.Errorf("%d logins, want %d", n, want)
+			}
+		})
+	}
+	t.Run("on an empty cache", func(t *testing.T) {
+		h := newHarness(t, 10)
+		h.tc.Invalidate(h.identity("a"), &vault.Token{Value: "hvs.x"})
+		if h.tc.lookup(IdentityOf(h.identity("a")).Key()) != nil {
+			t.Error("entry appeared")
+		}
+	})
+}
+
+func TestTokenCacheRelogin(t *testing.T) {
+	tests := []struct {
+		name string
+		// setup returns the token Vault refused.
+		setup      func(h *harness, cfg *config.Config) *vault.Token
+		wantLogins int // during Relogin
+		wantCached bool
+	}{
+		{name: "refused cached token: new login", wantLogins: 1,
+			setup: func(h *harness, cfg *config.Config) *vault.Token { return h.token(cfg) }},
+		{name: "refused token already replaced by a concurrent Mount: no login", wantLogins: 0, wantCached: true,
+			setup: func(h *harness, cfg *config.Config) *vault.Token {
+				old := h.token(cfg)
+				if _, err := h.tc.Relogin(context.Background(), h.client(cfg), cfg, old); err != nil {
+					h.t.Fatal(err)
+				}
+				return old
+			}},
+		{name: "replacement is past its threshold: new login", wantLogins: 1,
+			setup: func(h *harness, cfg *config.Config) *vault.Token {
+				old := h.token(cfg)
+				if _, err := h.tc.Relogin(context.Background(), h.client(cfg), cfg, old); err != nil {
+					h.t.Fatal(err)
+				}
+				h.clk.Advance(250 * time.Second)
+				return old
+			}},
+		{name: "refused token never cached: new login", wantLogins: 1,
+			setup: func(h *harness, cfg *config.Config) *vault.Token { return &vault.Token{Value: "hvs.elsewhere"} }},
+		{name: "refused token without expiry: new login", wantLogins: 1,
+			setup: func(h *harness, cfg *config.Config) *vault.Token {
+				h.fv.configure(func(c *fakeVaultConfig) { c.loginTTL = 0 })
+				return h.token(cfg)
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, 10)
+			cfg := h.identity("a")
+			refused := tt.setup(h, cfg)
+			before := h.fv.logins()
+			cached := h.tc.lookup(IdentityOf(cfg).Key())
+			tok, err := h.tc.Relogin(context.Background(), h.client(cfg), cfg, refused)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := h.fv.logins() - before; n != tt.wantLogins {
+				t.Errorf("%d logins, want %d", n, tt.wantLogins)
+			}
+			if tok.Value == refused.Value {
+				t.Errorf("Relogin returned the refused token")
+			}
+			if tt.wantCached && (cached == nil || tok.Value != cached.tok.Value) {
+				t.Errorf("Relogin returned %q, want the cached replacement", tok.Value)
+			}
+			if n := h.fv.count("auth/token/renew-self"); n != 0 {
+				t.Errorf("Relogin renewed a token %d times", n)
+			}
+			// The new token is the cached one.
+			calls := h.fv.total()
+			if got := h.token(cfg); got.Value != tok.Value || h.fv.total() != calls {
+				t.Errorf("Token after Relogin: %q with %d Vault calls, want the cached %q", got.Value, h.fv.total()-calls, tok.Value)
+			}
+		})
+	}
+}
+
+// Concurrent callers for one identity share one login, whether they ask
+// for a token or report a refused one.
+func TestTokenCacheConcurrentLogins(t *testing.T) {
+	tests := []struct {
+		name    string
+		callers int
+		frame   string // where callers wait in singleflight
+		// call is what every caller does; cached is the token cached
+		// before the callers start (nil for none).
+		call   func(h *harness, cfg *config.Config, cached *vault.Token) (*vault.Token, error)
+		cached bool
+	}{
+		{name: "20 Token calls for a new identity", callers: 20, frame: "(*TokenCache).Token(",
+			call: func(h *harness, cfg *config.Config, _ *vault.Token) (*vault.Token, error) {
+				return h.tc.Token(context.Background(), h.client(cfg), cfg)
+			}},
+		{name: "10 Relogin calls for one refused token", callers: 10, frame: "(*TokenCache).Relogin(", cached: true,
+			call: func(h *harness, cfg *config.Config, refused *vault.Token) (*vault.Token, error) {
+				return h.tc.Relogin(context.Background(), h.client(cfg), cfg, refused)
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, 10)
+			cfg := h.identity("a")
+			var cached *vault.Token
+			if tt.cached {
+				cached = h.token(cfg)
+			}
+			before := h.fv.logins()
+			release := h.fv.hold(t, "auth/jwt/login")
+
+			results := make([]*vault.Token, tt.callers)
+			errs := make([]error, tt.callers)
+			var wg sync.WaitGroup
+			for i := range tt.callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					results[i], errs[i] = tt.call(h, cfg, cached)
+				}()
+			}
+			// The first login is held until every other caller waits for
+			// it (or a second login shows they do not).
+			eventually(t, "callers to wait for one login", func() bool {
+				return singleflightWaiters(tt.frame) >= tt.callers-1 || h.fv.logins()-before > 1
+			})
+			release()
+			wg.Wait()
+
+			if n := h.fv.logins() - before; n != 1 {
+				t.Errorf("%d logins for %d concurrent callers, want 1", n, tt.callers)
+			}
+			for i := range tt.callers {
+				if errs[i] != nil {
+					t.Fatalf("caller %d: %v", i, errs[i])
+				}
+				if results[i].Value != results[0].Value {
+					t.Errorf("caller %d got %q, caller 0 %q", i, results[i].Value, results[0].Value)
+				}
+				if cached != nil && results[i].Value == cached.Value {
+					t.Errorf("caller %d got the refused token back", i)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,839 @@
+package leasecache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vault-csi-provider/vault-csi-provider/config"
+	"github.com/vault-csi-provider/vault-csi-provider/vault"
+)
+
+const s = time.Second
+
+// fakeClock is the cache's clock, and the fake Vault's for certificate
+// expirations: the test decides when "later" is.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+var epoch = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// vaultCall is one request the fake Vault received.
+type vaultCall struct {
+	Method string
+	Path   string // below /v1/
+	Query  url.Values
+	Token  string
+	Body   map[string]any
+}
+
+// fakeVaultConfig is how the fake Vault answers.
+type fakeVaultConfig struct {
+	leaseRenewTTL    int           // seconds sys/leases/renew grants; 0: the increment asked for
+	leaseRenewStatus int           // non-zero: sys/leases/renew fails with this status
+	certTTL          time.Duration // lifetime of issued certificates
+}
+
+// fakeVault is a Vault with a database secrets engine (a new lease and user
+// per read of database/creds/*; ?ttl=N and ?renewable=false shape the lease),
+// a PKI engine (pki/issue/*: a certificate with an expiration, no lease), a
+// KV v2 engine (secret/data/*, no lease), lease renewal, and revoked tokens
+// (403). Every answer carries a unique request_id. It records every request
+// and can hold answers to a path until released.
+type fakeVault struct {
+	*httptest.Server
+	now func() time.Time
+
+	mu      sync.Mutex
+	cfg     fakeVaultConfig
+	calls   []vaultCall
+	seq     int
+	revoked map[string]bool
+	gates   map[string]chan struct{}
+}
+
+func newFakeVault(t *testing.T, now func() time.Time) *fakeVault {
+	t.Helper()
+	fv := &fakeVault{
+		now:     now,
+		cfg:     fakeVaultConfig{certTTL: 3000 * s},
+		revoked: map[string]bool{},
+		gates:   map[string]chan struct{}{},
+	}
+	fv.Server = httptest.NewServer(fv)
+	t.Cleanup(fv.Close)
+	return fv
+}
+
+func (fv *fakeVault) configure(f func(*fakeVaultConfig)) {
+	fv.mu.Lock()
+	defer fv.mu.Unlock()
+	f(&fv.cfg)
+}
+
+// hold makes requests to path wait until the returned release is called.
+func (fv *fakeVault) hold(t *testing.T, path string) (release func()) {
+	ch := make(chan struct{})
+	fv.mu.Lock()
+	fv.gates[path] = ch
+	fv.mu.Unlock()
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// revoke makes Vault refuse tok from now on.
+func (fv *fakeVault) revoke(tok string) {
+	fv.mu.Lock()
+	defer fv.mu.Unlock()
+	fv.revoked[tok] = true
+}
+
+func (fv *fakeVault) requests(path string) []vaultCall {
+	fv.mu.Lock()
+	defer fv.mu.Unlock()
+	var out []vaultCall
+	for _, c := range fv.calls {
+		if c.Path == path {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (fv *fakeVault) count(path string) int { return len(fv.requests(path)) }
+
+func (fv *fakeVault) total() int {
+	fv.mu.Lock()
+	defer fv.mu.Unlock()
+	return len(fv.calls)
+}
+
+func (fv *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, "/v1/")
+	var body map[string]any
+	if b, _ := io.ReadAll(r.Body); len(b) > 0 {
+		_ = json.Unmarshal(b, &body)
+	}
+	tok := r.Header.Get("X-Vault-Token")
+	fv.mu.Lock()
+	fv.calls = append(fv.calls, vaultCall{Method: r.Method, Path: path, Query: r.URL.Query(), Token: tok, Body: body})
+	fv.seq++
+	n := fv.seq
+	gate := fv.gates[path]
+	cfg := fv.cfg
+	refused := tok == "" || fv.revoked[tok]
+	fv.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+	}
+
+	reqID := fmt.Sprintf("req-%d", n)
+	reply := func(code int, v map[string]any) {
+		v["request_id"] = reqID
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	fail := func(code int, msg string) { reply(code, map[string]any{"errors": []string{msg}}) }
+	if refused {
+		fail(http.StatusForbidden, "permission denied")
+		return
+	}
+	switch {
+	case path == "sys/leases/renew" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
+		if cfg.leaseRenewStatus != 0 {
+			fail(cfg.leaseRenewStatus, "lease not renewable")
+			return
+		}
+		ttl := cfg.leaseRenewTTL
+		if ttl == 0 {
+			inc, _ := body["increment"].(float64)
+			ttl = int(inc)
+		}
+		reply(200, map[string]any{"lease_id": body["lease_id"], "lease_duration": ttl, "renewable": true, "data": nil})
+	case strings.HasPrefix(path, "database/creds/") && r.Method == http.MethodGet:
+		ttl := 3600
+		if q := r.URL.Query().Get("ttl"); q != "" {
+			ttl, _ = strconv.Atoi(q)
+		}
+		reply(200, map[string]any{
+			"lease_id":       fmt.Sprintf("%s/lease-%d", path, n),
+			"lease_duration": ttl,
+			"renewable":      r.URL.Query().Get("renewable") != "false",
+			"data":           map[string]any{"username": fmt.Sprintf("v-%d", n), "password": fmt.Sprintf("p-%d", n)},
+		})
+	case strings.HasPrefix(path, "pki/issue/") && (r.Method == http.MethodPut || r.Method == http.MethodPost):
+		reply(200, map[string]any{
+			"lease_id":       "",
+			"lease_duration": 0,
+			"renewable":      false,
+			"data": map[string]any{
+				"certificate":   fmt.Sprintf("CERT-%d", n),
+				"private_key":   fmt.Sprintf("KEY-%d", n),
+				"serial_number": strconv.Itoa(n),
+				"expiration":    fv.now().Add(cfg.certTTL).Unix(),
+			},
+		})
+	case strings.HasPrefix(path, "secret/data/") && r.Method == http.MethodGet:
+		reply(200, map[string]any{"data": map[string]any{
+			"data":     map[string]any{"value": fmt.Sprintf("kv-%d", n)},
+			"metadata": map[string]any{"version": n},
+		}})
+	default:
+		fail(http.StatusNotFound, "no handler for "+r.Method+" "+path)
+	}
+}
+
+// harness is a lease cache in front of a fake Vault, on a fake clock.
+type harness struct {
+	t   *testing.T
+	fv  *fakeVault
+	clk *fakeClock
+	vc  *vault.Client
+	c   *Cache
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	clk := &fakeClock{t: epoch}
+	fv := newFakeVault(t, clk.Now)
+	vc, err := vault.NewPool(vault.Options{MaxRetries: 0}).Client(vault.Target{Address: fv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, fv: fv, clk: clk, vc: vc, c: &Cache{Now: clk.Now}}
+}
+
+// fetch fetches req for identity with tok and fails the test on errors.
+func (h *harness) fetch(tok *vault.Token, identity string, req config.Request) (*vault.Response, Outcome) {
+	h.t.Helper()
+	resp, outcome, err := h.c.Fetch(context.Background(), h.vc, tok, identity, req)
+	if err != nil {
+		h.t.Fatalf("Fetch %s %s: %v", req.Method, req.Path, err)
+	}
+	return resp, outcome
+}
+
+// token is a token the token cache would hand out; ttl 0 never expires.
+func token(name string, ttl time.Duration, issued time.Time) *vault.Token {
+	return &vault.Token{Value: "hvs." + name, Accessor: "acc-" + name, TTL: ttl, Renewable: true, IssuedAt: issued}
+}
+
+func dbReq(name string, query ...string) config.Request {
+	r := config.Request{Method: http.MethodGet, Path: "database/creds/" + name}
+	if len(query) > 0 {
+		r.Query = url.Values{}
+		for i := 0; i+1 < len(query); i += 2 {
+			r.Query.Set(query[i], query[i+1])
+		}
+	}
+	return r
+}
+
+func pkiReq(cn string) config.Request {
+	return config.Request{Method: http.MethodPut, Path: "pki/issue/x", Body: []byte(`{"common_name":"` + cn + `"}`)}
+}
+
+func kvReq(name string) config.Request {
+	return config.Request{Method: http.MethodGet, Path: "secret/data/" + name}
+}
+
+// answer names a Vault answer: each one the fake gives is unique.
+func answer(r *vault.Response) string { return r.Secret.RequestID }
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// singleflightWaiters counts goroutines inside fn (as it appears in stack
+// traces) parked in singleflight behind another caller's call.
+func singleflightWaiters(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "sync.(*WaitGroup).Wait(") &&
+			strings.Contains(g, "singleflight.(*Group).Do(") &&
+			strings.Contains(g, fn) {
+			count++
+		}
+	}
+	return count
+}
+
+func TestFetchLifecycle(t *testing.T) {
+	type step struct {
+		after time.Duration // clock advance before this Fetch
+		want  Outcome
+		same  bool // the answer is the previous Fetch's
+	}
+	tenHits := make([]step, 9)
+	for i := range tenHits {
+		tenHits[i] = step{after: 4 * time.Minute, want: Hit, same: true} // 36 min < 40 min
+	}
+	tests := []struct {
+		name      string
+		req       config.Request
+		fraction  float64
+		fake      func(*fakeVaultConfig)
+		first     Outcome
+		steps     []step
+		wantCalls map[string]int // by path, over the whole row
+		increment float64        // expected increment of every lease renewal
+	}{
+		{
+			name: "lease: ten fetches before the threshold, one Vault call", req: dbReq("x"),
+			first: Issued, steps: tenHits,
+			wantCalls: map[string]int{"database/creds/x": 1, "sys/leases/renew": 0},
+		},
+		{
+			name: "lease: hit just before the threshold", req: dbReq("x"),
+			first: Issued, steps: []step{{2399 * s, Hit, true}},
+			wantCalls: map[string]int{"database/creds/x": 1, "sys/leases/renew": 0},
+		},
+		{
+			name: "lease: renewed past the threshold, same answer, and counted from the renewal", req: dbReq("x"),
+			first: Issued, increment: 3600,
+			steps:     []step{{2401 * s, Renewed, true}, {2399 * s, Hit, true}, {2 * s, Renewed, true}, {time.Minute, Hit, true}},
+			wantCalls: map[string]int{"database/creds/x": 1, "sys/leases/renew": 2},
+		},
+		{
+			name: "lease: renewal asks for the lease's own duration", req: dbReq("x", "ttl", "600"),
+			first: Issued, increment: 600,
+			steps:     []step{{399 * s, Hit, true}, {2 * s, Renewed, true}},
+			wantCalls: map[string]int{"database/creds/x": 1, "sys/leases/renew": 1},
+		},
+		{
+			name: "lease: renewal granting less, but enough", req: dbReq("x"),
+			fake:  func(c *fakeVaultConfig) { c.leaseRenewTTL = 1201 },
+			first: Issued, increment: 3600,
+			steps:     []step{{2401 * s, Renewed, true}},
+			wantCalls: map[string]int{"database/creds/x": 1, "sys/leases/renew": 1},
+		},
+		{
+			name: "lease: after a shorter renewal, the next still asks for the original duration", req: dbReq("x"),
+			fake:  func(c *fakeVaultConfig) { c.leaseRenewTTL = 2000 },
+			first: Issued, increment: 3600,
+			// Renewed at 2401 s for 2000 s: refreshed 1200 s before that ends.
+			steps:     []step{{2401 * s, Renewed, true}, {799 * s, Hit, true}, {2 * s, Renewed, true}},
+			wantCalls: map[string]int{"database/creds/x": 1, "sys/leases/renew": 2},
+		},
+		{
+			name: "lease: renewal granting too little, re-issued", req: dbReq("x"),
+			fake:  func(c *fakeVaultConfig) { c.leaseRenewTTL = 1199 },
+			first: Issued, increment: 3600,
+			steps:     []step{{2401 * s, Issued, false}, {time.Minute, Hit, true}},
+			wantCalls: map[string]int{"database/creds/x": 2, "sys/leases/renew": 1},
+		},
+		{
+			name: "lease: renewal refused, re-issued", req: dbReq("x"),
+			fake:  func(c *fakeVaultConfig) { c.leaseRenewStatus = http.StatusBadRequest },
+			first: Issued, increment: 3600,
+			steps:     []step{{2401 * s, Issued, false}, {time.Minute, Hit, true}},
+			wantCalls: map[string]int{"database/creds/x": 2, "sys/leases/renew": 1},
+		},
+		{
+			name: "lease: non-renewable, re-issued past the threshold", req: dbReq("x", "renewable", "false"),
+			first:     Issued,
+			steps:     []step{{2399 * s, Hit, true}, {2 * s, Issued, false}, {time.Minute, Hit, true}},
+			wantCalls: map[string]int{"database/creds/x": 2, "sys/leases/renew": 0},
+		},
+		{
+			name: "lease: custom fraction", req: dbReq("x"), fraction: 0.5,
+			first: Issued, increment: 3600,
+			steps:     []step{{1799 * s, Hit, true}, {2 * s, Renewed, true}},
+			wantCalls: map[string]int{"database/creds/x": 1, "sys/leases/renew": 1},
+		},
+		{
+			name: "certificate: lifetime from data.expiration, hit before the threshold", req: pkiReq("a.example.com"),
+			first: Issued, steps: []step{{1999 * s, Hit, true}},
+			wantCalls: map[string]int{"pki/issue/x": 1, "sys/leases/renew": 0},
+		},
+		{
+			name: "certificate: re-issued past the threshold, never renewed", req: pkiReq("a.example.com"),
+			first: Issued, steps: []step{{2001 * s, Issued, false}, {time.Minute, Hit, true}},
+			wantCalls: map[string]int{"pki/issue/x": 2, "sys/leases/renew": 0},
+		},
+		{
+			name: "certificate: lifetime follows the expiration", req: pkiReq("a.example.com"),
+			fake:  func(c *fakeVaultConfig) { c.certTTL = 600 * s },
+			first: Issued, steps: []step{{399 * s, Hit, true}, {2 * s, Issued, false}},
+			wantCalls: map[string]int{"pki/issue/x": 2},
+		},
+		{
+			name: "certificate: already expired, not cached", req: pkiReq("a.example.com"),
+			fake:  func(c *fakeVaultConfig) { c.certTTL = -10 * s },
+			first: Read, steps: []step{{0, Read, false}},
+			wantCalls: map[string]int{"pki/issue/x": 2},
+		},
+		{
+			name: "KV: never cached", req: kvReq("x"),
+			first: Read, steps: []step{{0, Read, false}, {time.Second, Read, false}, {time.Hour, Read, false}},
+			wantCalls: map[string]int{"secret/data/x": 4},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.c.RefreshFraction = tt.fraction
+			if tt.fake != nil {
+				h.fv.configure(tt.fake)
+			}
+			tok := token("a", 0, epoch)
+			first, outcome := h.fetch(tok, "pod-a", tt.req)
+			if outcome != tt.first {
+				t.Fatalf("first Fetch: %s, want %s", outcome, tt.first)
+			}
+			prev := first
+			for i, st := range tt.steps {
+				h.clk.Advance(st.after)
+				before := h.fv.total()
+				resp, outcome := h.fetch(tok, "pod-a", tt.req)
+				if outcome != st.want {
+					t.Errorf("Fetch %d (at +%v): %s, want %s", i+2, h.clk.Now().Sub(epoch), outcome, st.want)
+				}
+				if same := answer(resp) == answer(prev); same != st.same {
+					t.Errorf("Fetch %d: answer %s, previous %s: same = %v, want %v", i+2, answer(resp), answer(prev), same, st.same)
+				}
+				if st.want == Hit && h.fv.total() != before {
+					t.Errorf("Fetch %d: a hit made %d Vault calls", i+2, h.fv.total()-before)
+				}
+				prev = resp
+			}
+			for path, want := range tt.wantCalls {
+				if n := h.fv.count(path); n != want {
+					t.Errorf("%d requests to %s, want %d", n, path, want)
+				}
+			}
+			for _, r := range h.fv.requests("sys/leases/renew") {
+				if r.Token != tok.Value {
+					t.Errorf("lease renewed with token %q, want %q", r.Token, tok.Value)
+				}
+				if r.Body["lease_id"] != first.Secret.LeaseID || first.Secret.LeaseID == "" {
+					t.Errorf("renewed lease %v, want the cached %q", r.Body["lease_id"], first.Secret.LeaseID)
+				}
+				if r.Body["increment"] != tt.increment {
+					t.Errorf("renewal asked for %v s, want the lease's original %v", r.Body["increment"], tt.increment)
+				}
+			}
+		})
+	}
+}
+
+func TestFetchErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		cacheWith bool          // fetch once with a good token first
+		after     time.Duration // before the failing Fetch
+		wantErr   bool
+		want      Outcome
+		wantLen   int
+		wantCalls map[string]int
+	}{
+		{name: "refused: error, nothing cached", wantErr: true, wantLen: 0,
+			wantCalls: map[string]int{"database/creds/x": 1}},
+		{name: "token revoked, cached answer still fresh: served (the cache cannot know)", cacheWith: true, after: time.Minute,
+			want: Hit, wantLen: 1, wantCalls: map[string]int{"database/creds/x": 1, "sys/leases/renew": 0}},
+		{name: "token revoked, past the threshold: renewal and re-issue refused, the error surfaces", cacheWith: true, after: 2401 * s,
+			wantErr: true, wantLen: 1, wantCalls: map[string]int{"database/creds/x": 2, "sys/leases/renew": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			tok := token("a", 0, epoch)
+			var first *vault.Response
+			if tt.cacheWith {
+				first, _ = h.fetch(tok, "pod-a", dbReq("x"))
+			}
+			h.fv.revoke(tok.Value)
+			h.clk.Advance(tt.after)
+			resp, outcome, err := h.c.Fetch(context.Background(), h.vc, tok, "pod-a", dbReq("x"))
+			if tt.wantErr {
+				var se *vault.StatusError
+				if !errors.As(err, &se) || se.StatusCode != http.StatusForbidden {
+					t.Fatalf("Fetch = %v, %v, want a 403 StatusError", outcome, err)
+				}
+				if resp != nil {
+					t.Errorf("an answer came with the error")
+				}
+			} else {
+				if err != nil || outcome != tt.want || answer(resp) != answer(first) {
+					t.Fatalf("Fetch = %s %v, want %s of the cached answer", outcome, err, tt.want)
+				}
+			}
+			if n := h.c.Len(); n != tt.wantLen {
+				t.Errorf("%d cached answers, want %d", n, tt.wantLen)
+			}
+			for path, want := range tt.wantCalls {
+				if n := h.fv.count(path); n != want {
+					t.Errorf("%d requests to %s, want %d", n, path, want)
+				}
+			}
+		})
+	}
+}
+
+func TestFetchNeverShared(t *testing.T) {
+	tests := []struct {
+		name       string
+		id1, id2   string
+		req1, req2 config.Request
+		share      bool
+	}{
+		{name: "different identities, same lease request", id1: "pod-a", id2: "pod-b", req1: dbReq("x"), req2: dbReq("x")},
+		{name: "different identities, same certificate request", id1: "pod-a", id2: "pod-b", req1: pkiReq("a.example.com"), req2: pkiReq("a.example.com")},
+		{name: "different paths", id1: "pod-a", id2: "pod-a", req1: dbReq("x"), req2: dbReq("y")},
+		{name: "different query", id1: "pod-a", id2: "pod-a", req1: dbReq("x"), req2: dbReq("x", "ttl", "3600")},
+		{name: "different method", id1: "pod-a", id2: "pod-a", req1: pkiReq("a.example.com"),
+			req2: config.Request{Method: http.MethodPost, Path: "pki/issue/x", Body: []byte(`{"common_name":"a.example.com"}`)}},
+		{name: "different body", id1: "pod-a", id2: "pod-a", req1: pkiReq("a.example.com"), req2: pkiReq("b.example.com")},
+		{name: "same identity and request", id1: "pod-a", id2: "pod-a", req1: dbReq("x"), req2: dbReq("x"), share: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			tok := token("a", 0, epoch)
+			a, _ := h.fetch(tok, tt.id1, tt.req1)
+			b, outcome := h.fetch(tok, tt.id2, tt.req2)
+			if tt.share {
+				if outcome != Hit || answer(b) != answer(a) || h.fv.total() != 1 {
+					t.Fatalf("equal keys: %s, answers %s and %s, %d Vault calls; want a shared hit", outcome, answer(a), answer(b), h.fv.total())
+				}
+				return
+			}
+			if outcome != Issued || answer(a) == answer(b) {
+				t.Fatalf("second Fetch: %s with answer %s (first %s), want its own credential", outcome, answer(b), answer(a))
+			}
+			// Each key keeps its own answer.
+			if a2, o := h.fetch(tok, tt.id1, tt.req1); o != Hit || answer(a2) != answer(a) {
+				t.Errorf("first key now: %s %s, want a hit on %s", o, answer(a2), answer(a))
+			}
+			if b2, o := h.fetch(tok, tt.id2, tt.req2); o != Hit || answer(b2) != answer(b) {
+				t.Errorf("second key now: %s %s, want a hit on %s", o, answer(b2), answer(b))
+			}
+			if n := h.fv.total(); n != 2 {
+				t.Errorf("%d Vault calls, want 2", n)
+			}
+			if h.c.Len() != 2 {
+				t.Errorf("%d cached answers, want 2", h.c.Len())
+			}
+		})
+	}
+}
+
+// Concurrent identical Fetches share one Vault call, for answers that are
+// cached and for those that are not.
+func TestFetchConcurrentCollapsed(t *testing.T) {
+	tests := []struct {
+		name    string
+		req     config.Request
+		want    Outcome
+		cached  bool
+		callers int
+	}{
+		{name: "KV read", req: kvReq("x"), want: Read, callers: 20},
+		{name: "new lease", req: dbReq("x"), want: Issued, cached: true, callers: 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			tok := token("a", 0, epoch)
+			release := h.fv.hold(t, tt.req.Path)
+			resps := make([]*vault.Response, tt.callers)
+			outcomes := make([]Outcome, tt.callers)
+			errs := make([]error, tt.callers)
+			var wg sync.WaitGroup
+			for i := range tt.callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					resps[i], outcomes[i], errs[i] = h.c.Fetch(context.Background(), h.vc, tok, "pod-a", tt.req)
+				}()
+			}
+			// Vault's first answer is held until every other caller waits
+			// for it (or a second request shows they do not).
+			eventually(t, "callers to wait for one Vault call", func() bool {
+				return singleflightWaiters("(*Cache).Fetch(") >= tt.callers-1 || h.fv.total() > 1
+			})
+			release()
+			wg.Wait()
+			if n := h.fv.count(tt.req.Path); n != 1 {
+				t.Errorf("%d Vault calls for %d concurrent Fetches, want 1", n, tt.callers)
+			}
+			for i := range tt.callers {
+				if errs[i] != nil {
+					t.Fatalf("caller %d: %v", i, errs[i])
+				}
+				if outcomes[i] != tt.want || answer(resps[i]) != answer(resps[0]) {
+					t.Errorf("caller %d: %s %s, want %s %s", i, outcomes[i], answer(resps[i]), tt.want, answer(resps[0]))
+				}
+			}
+			// Afterwards, KV is read again; a lease is served from the cache.
+			resp, outcome := h.fetch(tok, "pod-a", tt.req)
+			wantCalls := 2
+			if tt.cached {
+				wantCalls = 1
+			}
+			if n := h.fv.count(tt.req.Path); n != wantCalls {
+				t.Errorf("next Fetch (%s): %d Vault calls in all, want %d", outcome, n, wantCalls)
+			}
+			if tt.cached != (answer(resp) == answer(resps[0])) {
+				t.Errorf("next Fetch answered %s, concurrent ones %s", answer(resp), answer(resps[0]))
+			}
+		})
+	}
+}
+
+// A lease dies with the token that created it: under another token (a new
+// login), the entry is refreshed once the creator token's end approaches,
+// and never renewed with a token that did not create it.
+func TestFetchCreatorToken(t *testing.T) {
+	tests := []struct {
+		name       string
+		creatorTTL time.Duration
+		after      time.Duration
+		// current is the token of the later Fetch; creator is the first's.
+		current    func(creator *vault.Token, now time.Time) *vault.Token
+		want       Outcome
+		wantRenews int
+	}{
+		{
+			name: "other token, creator's end still far: hit", creatorTTL: 3000 * s, after: 1700 * s,
+			current: func(_ *vault.Token, now time.Time) *vault.Token { return token("b", 3600*s, now) },
+			want:    Hit,
+		},
+		{
+			name: "other token, creator's end approaching though the lease is young: re-issued, not renewed", creatorTTL: 3000 * s, after: 2100 * s,
+			current: func(_ *vault.Token, now time.Time) *vault.Token { return token("b", 3600*s, now) },
+			want:    Issued,
+		},
+		{
+			name: "other token, lease past its threshold: re-issued, not renewed", creatorTTL: 0, after: 2401 * s,
+			current: func(_ *vault.Token, now time.Time) *vault.Token { return token("b", 3600*s, now) },
+			want:    Issued,
+		},
+		{
+			name: "other token without expiry, creator's end approaching: re-issued", creatorTTL: 3000 * s, after: 2100 * s,
+			current: func(_ *vault.Token, now time.Time) *vault.Token { return token("b", 0, now) },
+			want:    Issued,
+		},
+		{
+			name: "creator token renewed since (same accessor, later issue): hit", creatorTTL: 3000 * s, after: 2100 * s,
+			current: func(c *vault.Token, now time.Time) *vault.Token {
+				r := *c
+				r.IssuedAt = epoch.Add(2000 * s)
+				return &r
+			},
+			want: Hit,
+		},
+		{
+			name: "creator token near its end: renewed with the creator", creatorTTL: 3000 * s, after: 2100 * s,
+			current: func(c *vault.Token, _ time.Time) *vault.Token { return c },
+			want:    Renewed, wantRenews: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			creator := token("a", tt.creatorTTL, epoch)
+			first, _ := h.fetch(creator, "pod-a", dbReq("x"))
+			h.clk.Advance(tt.after)
+			cur := tt.current(creator, h.clk.Now())
+			resp, outcome := h.fetch(cur, "pod-a", dbReq("x"))
+			if outcome != tt.want {
+				t.Fatalf("Fetch at +%v: %s, want %s", tt.after, outcome, tt.want)
+			}
+			renews := h.fv.requests("sys/leases/renew")
+			if len(renews) != tt.wantRenews {
+				t.Errorf("%d lease renewals, want %d", len(renews), tt.wantRenews)
+			}
+			for _, r := range renews {
+				if r.Token != creator.Value {
+					t.Errorf("lease renewed with token %q, not its creator %q", r.Token, creator.Value)
+				}
+			}
+			if reissued := answer(resp) != answer(first); reissued != (tt.want == Issued) {
+				t.Errorf("answer %s, first %s; want re-issued = %v", answer(resp), answer(first), tt.want == Issued)
+			}
+			// A re-issued lease belongs to the current token: served from
+			// the cache again right away.
+			if tt.want == Issued {
+				if again, o := h.fetch(cur, "pod-a", dbReq("x")); o != Hit || answer(again) != answer(resp) {
+					t.Errorf("next Fetch with the new creator: %s %s, want a hit on %s", o, answer(again), answer(resp))
+				}
+			}
+			for _, r := range h.fv.requests("database/creds/x") {
+				if r.Token != creator.Value && r.Token != cur.Value {
+					t.Errorf("credential requested with unknown token %q", r.Token)
+				}
+			}
+		})
+	}
+}
+
+func TestFetchMaxEntries(t *testing.T) {
+	type fill struct {
+		after time.Duration
+		name  string
+		query []string
+	}
+	tests := []struct {
+		name    string
+		max     int
+		fills   []fill
+		wantLen int
+		kept    []string // served from the cache afterwards
+		dropped []string // evicted
+	}{
+		{
+			name: "expired entries go first, all of them", max: 3,
+			fills: []fill{
+				{0, "a", []string{"ttl", "100"}}, {0, "b", []string{"ttl", "100"}}, {0, "c", []string{"ttl", "3600"}},
+				{200 * s, "d", []string{"ttl", "3600"}},
+			},
+			wantLen: 2, kept: []string{"c", "d"}, dropped: []string{"a", "b"},
+		},
+		{
+			name: "then the soonest to expire", max: 2,
+			fills: []fill{
+				{0, "a", []string{"ttl", "3600"}}, {0, "b", []string{"ttl", "1800"}}, {0, "c", []string{"ttl", "7200"}},
+			},
+			wantLen: 2, kept: []string{"a", "c"}, dropped: []string{"b"},
+		},
+		{
+			name: "soonest by end, not by duration", max: 2,
+			fills: []fill{
+				{0, "a", []string{"ttl", "3600"}}, {1000 * s, "b", []string{"ttl", "3000"}}, {0, "c", []string{"ttl", "7200"}},
+			},
+			wantLen: 2, kept: []string{"b", "c"}, dropped: []string{"a"},
+		},
+		{
+			name: "replacing a cached key evicts nothing", max: 2,
+			// b ends before a, but a is the key being replaced.
+			fills: []fill{
+				{0, "a", []string{"ttl", "300", "renewable", "false"}}, {100 * s, "b", []string{"ttl", "190"}},
+				{101 * s, "a", []string{"ttl", "300", "renewable", "false"}},
+			},
+			wantLen: 2, kept: []string{"a", "b"},
+		},
+		{
+			name: "zero means the default bound", max: 0,
+			fills:   []fill{{0, "a", nil}, {0, "b", nil}, {0, "c", nil}},
+			wantLen: 3, kept: []string{"a", "b", "c"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.c.MaxEntries = tt.max
+			tok := token("a", 0, epoch)
+			reqs := map[string]config.Request{}
+			for _, f := range tt.fills {
+				h.clk.Advance(f.after)
+				reqs[f.name] = dbReq(f.name, f.query...)
+				if _, o := h.fetch(tok, "pod-a", reqs[f.name]); o != Issued {
+					t.Fatalf("filling %s: %s, want issued", f.name, o)
+				}
+			}
+			if n := h.c.Len(); n != tt.wantLen {
+				t.Errorf("%d cached answers, want %d", n, tt.wantLen)
+			}
+			for _, name := range tt.kept {
+				if _, o := h.fetch(tok, "pod-a", reqs[name]); o != Hit {
+					t.Errorf("%s: %s, want a hit (kept)", name, o)
+				}
+			}
+			for _, name := range tt.dropped {
+				if _, o := h.fetch(tok, "pod-a", reqs[name]); o == Hit {
+					t.Errorf("%s: still cached, want it evicted", name)
+				}
+			}
+		})
+	}
+}
+
+// A token shorter-lived than the credential caps the credential's useful
+// life, but Fetches within the token's own fresh window should still be
+// hits: the token cache renews the token before it ends.
+func TestFetchShortLivedCreator(t *testing.T) {
+	tests := []struct {
+		name     string
+		req      config.Request
+		certTTL  time.Duration
+		tokenTTL time.Duration
+		every    time.Duration
+		fetches  int
+	}{
+		{name: "1h lease under a 5 min token", req: dbReq("x"), tokenTTL: 300 * s, every: 10 * s, fetches: 20},
+		{name: "24h certificate under a 1h token", req: pkiReq("a.example.com"), certTTL: 24 * time.Hour, tokenTTL: time.Hour, every: 2 * time.Minute, fetches: 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			if tt.certTTL != 0 {
+				h.fv.configure(func(c *fakeVaultConfig) { c.certTTL = tt.certTTL })
+			}
+			// Within 2/3 of its TTL the token cache hands out this token as is.
+			if time.Duration(tt.fetches-1)*tt.every >= tt.tokenTTL*2/3 {
+				t.Fatal("test fetches past the token's own threshold")
+			}
+			tok := token("a", tt.tokenTTL, epoch)
+			var outcomes []Outcome
+			for i := range tt.fetches {
+				if i > 0 {
+					h.clk.Advance(tt.every)
+				}
+				_, o := h.fetch(tok, "pod-a", tt.req)
+				outcomes = append(outcomes, o)
+			}
+			if n := h.fv.total(); n != 1 {
+				t.Errorf("%d Vault calls for %d Fetches within the token's fresh window, want 1 (outcomes %v)", n, tt.fetches, outcomes)
+			}
+		})
+	}
+}
