@@ -10,9 +10,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
@@ -37,11 +35,16 @@ func (e *TokenError) Error() string {
 
 func (e *TokenError) Unwrap() error { return e.err }
 
+// TokenRequester is the TokenRequest API.
+type TokenRequester interface {
+	CreateToken(ctx context.Context, namespace, serviceAccount string, tr *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error)
+}
+
 // Authenticator logs pods in to Vault.
 type Authenticator struct {
 	// Kube mints pod-bound tokens when the driver sent none; nil when the
 	// provider runs without Kubernetes access.
-	Kube corev1client.CoreV1Interface
+	Kube TokenRequester
 }
 
 // ServiceAccountToken returns the JWT to present for the pod: the one the
@@ -75,7 +78,7 @@ func (a *Authenticator) ServiceAccountToken(ctx context.Context, c *config.Confi
 	if c.Audience != "" {
 		req.Spec.Audiences = []string{c.Audience}
 	}
-	resp, err := a.Kube.ServiceAccounts(p.Namespace).CreateToken(ctx, p.ServiceAccountName, req, metav1.CreateOptions{})
+	resp, err := a.Kube.CreateToken(ctx, p.Namespace, p.ServiceAccountName, req)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return "", fmt.Errorf("requesting a token for service account %s/%s: %w", p.Namespace, p.ServiceAccountName, ctxErr)

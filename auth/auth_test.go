@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
@@ -47,7 +48,7 @@ func TestDriverTokenWins(t *testing.T) {
 	kube := fake.NewSimpleClientset()
 	c := podConfig()
 	c.Token = "driver-token"
-	a := &Authenticator{Kube: kube.CoreV1()}
+	a := &Authenticator{Kube: fakeAPI{kube}}
 	tok, err := a.ServiceAccountToken(context.Background(), c)
 	if err != nil || tok != "driver-token" {
 		t.Fatalf("got %q, %v", tok, err)
@@ -73,7 +74,7 @@ func TestTokenRequestFallback(t *testing.T) {
 			kube.PrependReactor("create", "serviceaccounts", tokenReactor(&got, &sa, nil))
 			c := podConfig()
 			c.Audience = tc.audience
-			tok, err := (&Authenticator{Kube: kube.CoreV1()}).ServiceAccountToken(context.Background(), c)
+			tok, err := (&Authenticator{Kube: fakeAPI{kube}}).ServiceAccountToken(context.Background(), c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +120,7 @@ func TestTokenRequestFailures(t *testing.T) {
 				var got authenticationv1.TokenRequest
 				var sa string
 				kube.PrependReactor("create", "serviceaccounts", tokenReactor(&got, &sa, tc.err))
-				a.Kube = kube.CoreV1()
+				a.Kube = fakeAPI{kube}
 			}
 			c := podConfig()
 			c.Pod = tc.pod
@@ -143,4 +144,12 @@ func TestTokenRequestFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeAPI serves the TokenRequest API from a fake clientset, so reactors
+// see the calls kubeapi.Client would make.
+type fakeAPI struct{ cs *fake.Clientset }
+
+func (f fakeAPI) CreateToken(ctx context.Context, ns, sa string, tr *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
+	return f.cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, tr, metav1.CreateOptions{})
 }

@@ -25,7 +25,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
@@ -57,11 +56,17 @@ func RandomKey() (StaticKey, error) {
 	return k, nil
 }
 
+// SecretStore reads and creates Secrets.
+type SecretStore interface {
+	GetSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error)
+	CreateSecret(ctx context.Context, s *corev1.Secret) (*corev1.Secret, error)
+}
+
 // SecretKey keeps the key in an immutable Kubernetes Secret shared by every
 // node's provider. The first provider to need it creates it; the others read
 // it. Once read, the key is served from memory: no API call per Mount.
 type SecretKey struct {
-	Client    corev1client.SecretsGetter
+	Client    SecretStore
 	Namespace string
 	Name      string
 
@@ -85,8 +90,7 @@ func (s *SecretKey) Key(ctx context.Context) ([]byte, error) {
 }
 
 func (s *SecretKey) load(ctx context.Context) ([]byte, error) {
-	secrets := s.Client.Secrets(s.Namespace)
-	sec, err := secrets.Get(ctx, s.Name, metav1.GetOptions{})
+	sec, err := s.Client.GetSecret(ctx, s.Namespace, s.Name)
 	if err == nil {
 		return keyFrom(sec)
 	}
@@ -98,7 +102,7 @@ func (s *SecretKey) load(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	immutable := true
-	created, err := secrets.Create(ctx, &corev1.Secret{
+	created, err := s.Client.CreateSecret(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      s.Name,
 			Namespace: s.Namespace,
@@ -107,14 +111,14 @@ func (s *SecretKey) load(ctx context.Context) ([]byte, error) {
 		Immutable: &immutable,
 		Type:      corev1.SecretTypeOpaque,
 		Data:      map[string][]byte{SecretDataKey: fresh},
-	}, metav1.CreateOptions{})
+	})
 	switch {
 	case err == nil:
 		klog.InfoS("Created HMAC key Secret for object versions", "secret", klog.KRef(s.Namespace, s.Name))
 		return keyFrom(created)
 	case apierrors.IsAlreadyExists(err):
 		// Another node won the race; use its key so versions agree.
-		sec, err := secrets.Get(ctx, s.Name, metav1.GetOptions{})
+		sec, err := s.Client.GetSecret(ctx, s.Namespace, s.Name)
 		if err != nil {
 			return nil, fmt.Errorf("reading after losing the create race: %w", err)
 		}

@@ -274,7 +274,7 @@ func verbs(cs *fake.Clientset) []string {
 
 func TestSecretKeyCreatesWhenMissing(t *testing.T) {
 	cs := fake.NewClientset()
-	sk := &SecretKey{Client: cs.CoreV1(), Namespace: ns, Name: name}
+	sk := &SecretKey{Client: fakeSecrets{cs}, Namespace: ns, Name: name}
 	k, err := sk.Key(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +312,7 @@ func TestSecretKeyCreatesWhenMissing(t *testing.T) {
 	}
 
 	// Another node (a second SecretKey) gets the same key.
-	other := &SecretKey{Client: cs.CoreV1(), Namespace: ns, Name: name}
+	other := &SecretKey{Client: fakeSecrets{cs}, Namespace: ns, Name: name}
 	k3, err := other.Key(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +325,7 @@ func TestSecretKeyCreatesWhenMissing(t *testing.T) {
 func TestSecretKeyReusesExisting(t *testing.T) {
 	existing := bytes.Repeat([]byte{7}, KeySize)
 	cs := fake.NewClientset(keySecret(existing))
-	sk := &SecretKey{Client: cs.CoreV1(), Namespace: ns, Name: name}
+	sk := &SecretKey{Client: fakeSecrets{cs}, Namespace: ns, Name: name}
 	k, err := sk.Key(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +355,7 @@ func TestSecretKeyCreateRace(t *testing.T) {
 		}
 		return true, nil, apierrors.NewAlreadyExists(schema.GroupResource{Resource: "secrets"}, name)
 	})
-	sk := &SecretKey{Client: cs.CoreV1(), Namespace: ns, Name: name}
+	sk := &SecretKey{Client: fakeSecrets{cs}, Namespace: ns, Name: name}
 	k, err := sk.Key(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -374,7 +374,7 @@ func TestSecretKeyCreateRace(t *testing.T) {
 func TestSecretKeyMalformed(t *testing.T) {
 	for _, data := range [][]byte{nil, bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{1}, 33)} {
 		cs := fake.NewClientset(keySecret(data))
-		sk := &SecretKey{Client: cs.CoreV1(), Namespace: ns, Name: name}
+		sk := &SecretKey{Client: fakeSecrets{cs}, Namespace: ns, Name: name}
 		k, err := sk.Key(context.Background())
 		if err == nil {
 			t.Fatalf("%d-byte key: Key succeeded with %x", len(data), k)
@@ -411,7 +411,7 @@ func TestSecretKeyMalformedAfterRace(t *testing.T) {
 		}
 		return true, nil, apierrors.NewAlreadyExists(schema.GroupResource{Resource: "secrets"}, name)
 	})
-	sk := &SecretKey{Client: cs.CoreV1(), Namespace: ns, Name: name}
+	sk := &SecretKey{Client: fakeSecrets{cs}, Namespace: ns, Name: name}
 	if _, err := sk.Key(context.Background()); err == nil {
 		t.Fatal("Key succeeded with the winner's malformed key")
 	}
@@ -433,7 +433,7 @@ func TestSecretKeyAPIErrors(t *testing.T) {
 			cs.PrependReactor(tt.verb, "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
 				return true, nil, tt.err
 			})
-			sk := &SecretKey{Client: cs.CoreV1(), Namespace: ns, Name: name}
+			sk := &SecretKey{Client: fakeSecrets{cs}, Namespace: ns, Name: name}
 			_, err := sk.Key(context.Background())
 			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("err = %v, want one containing %q", err, tt.wantMsg)
@@ -443,4 +443,16 @@ func TestSecretKeyAPIErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeSecrets serves Secrets from a fake clientset, so its actions and
+// reactors see the calls kubeapi.Client would make.
+type fakeSecrets struct{ cs *fake.Clientset }
+
+func (f fakeSecrets) GetSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	return f.cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (f fakeSecrets) CreateSecret(ctx context.Context, s *corev1.Secret) (*corev1.Secret, error) {
+	return f.cs.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{})
 }

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -24,6 +23,7 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/buildinfo"
+	"github.com/vault-csi-provider/vault-csi-provider/internal/kubeapi"
 	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
@@ -159,7 +159,10 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	authn := &auth.Authenticator{Kube: kube}
+	authn := &auth.Authenticator{}
+	if kube != nil { // a nil *kubeapi.Client in the interface would not compare nil
+		authn.Kube = kube
+	}
 	tokens := auth.NewTokenCache(authn, o.cacheSize)
 	tokens.RefreshFraction = o.refresh
 	p := &provider.Provider{
@@ -199,7 +202,7 @@ func run(ctx context.Context, o *options) error {
 
 // kubeClient returns a Kubernetes client, or nil when the provider runs
 // outside a cluster without -kubeconfig (the demo and local use).
-func kubeClient(o *options) (corev1client.CoreV1Interface, error) {
+func kubeClient(o *options) (*kubeapi.Client, error) {
 	var cfg *rest.Config
 	var err error
 	if o.kubeconfig != "" {
@@ -220,10 +223,10 @@ func kubeClient(o *options) (corev1client.CoreV1Interface, error) {
 	cfg.QPS = float32(o.kubeQPS)
 	cfg.Burst = o.kubeBurst
 	cfg.UserAgent = "vault-csi-provider/" + buildinfo.Get()
-	return corev1client.NewForConfig(cfg)
+	return kubeapi.New(cfg)
 }
 
-func keySource(o *options, kube corev1client.CoreV1Interface) (objversion.KeySource, error) {
+func keySource(o *options, kube *kubeapi.Client) (objversion.KeySource, error) {
 	if o.hmacKeyFile != "" {
 		b, err := os.ReadFile(o.hmacKeyFile)
 		if err != nil {
