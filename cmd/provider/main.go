@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -51,6 +53,7 @@ type options struct {
 	vaultOpts     vault.Options
 	defaults      config.Defaults
 	debug         bool
+	logFormat     string
 	showVersion   bool
 }
 
@@ -67,6 +70,9 @@ func main() {
 	}
 	if o.debug {
 		_ = flag.Set("v", "4")
+	}
+	if o.logFormat == "json" {
+		klog.SetLogger(jsonLogger())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -113,6 +119,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	fs.IntVar(&o.maxResponse, "max-response-bytes", provider.MaxResponseBytes, "largest Mount response; match the driver's --max-call-recv-msg-size")
 	fs.DurationVar(&o.grace, "shutdown-grace", 20*time.Second, "time in-flight Mounts get to finish on SIGTERM")
 	fs.BoolVar(&o.debug, "debug", false, "verbose logging (same as -v=4)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.showVersion, "version", false, "print version and exit")
 
 	fs.StringVar(&o.defaults.VaultAddress, "vault-addr", envOr("VAULT_ADDR", "https://127.0.0.1:8200"), "default Vault address [$VAULT_ADDR]")
@@ -138,6 +145,9 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	}
 	if o.cacheSize < 1 {
 		return nil, fmt.Errorf("-cache-size %d must be at least 1", o.cacheSize)
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return nil, fmt.Errorf("-log-format %q: use text or json", o.logFormat)
 	}
 	if o.hmacNamespace == "" {
 		o.hmacNamespace = getenv("POD_NAMESPACE")
@@ -251,4 +261,18 @@ func keySource(o *options, kube *kubeapi.Client) (objversion.KeySource, error) {
 	}
 	klog.InfoS("WARNING: no Kubernetes access and no -hmac-key-file: using a random HMAC key, so object versions change when the provider restarts")
 	return objversion.RandomKey()
+}
+
+// jsonLogger writes klog's structured records as one JSON object a line on
+// stderr, honouring -v.
+func jsonLogger() logr.Logger {
+	verbosity := 0
+	if f := flag.Lookup("v"); f != nil {
+		verbosity, _ = strconv.Atoi(f.Value.String())
+	}
+	return funcr.NewJSON(func(obj string) { fmt.Fprintln(os.Stderr, obj) }, funcr.Options{
+		LogTimestamp:    true,
+		TimestampFormat: time.RFC3339Nano,
+		Verbosity:       verbosity,
+	})
 }

@@ -188,6 +188,10 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"unknown flag", []string{"-no-such-flag"}, "no-such-flag"},
 		{"bad duration", []string{"-shutdown-grace", "soon"}, "shutdown-grace"},
 		{"bad int", []string{"-fetch-concurrency", "many"}, "fetch-concurrency"},
+		{"unknown log format", []string{"-log-format", "xml"}, "-log-format"},
+		{"refresh fraction 1", []string{"-refresh-fraction", "1"}, "-refresh-fraction"},
+		{"refresh fraction 0", []string{"-refresh-fraction", "0"}, "-refresh-fraction"},
+		{"cache size 0", []string{"-cache-size", "0"}, "-cache-size"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
