@@ -3,7 +3,7 @@ SHELL   := /bin/bash
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/vault-csi-provider/vault-csi-provider/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: all build demo test vault deps fmt vet clean bench
+.PHONY: all build demo test e2e image vault deps fmt vet clean bench
 
 all: build
 
@@ -15,9 +15,17 @@ build:
 demo:
 	@scripts/demo.sh
 
-## test: gofmt, vet, unit and integration tests (real Vault, real PostgreSQL), -race
+## test: gofmt, vet, unit and integration tests (real Vault, real PostgreSQL), -race, then make e2e
 test:
 	@scripts/test.sh
+
+## e2e: the end-to-end suite (test/bats) on a real kube-apiserver, CSI driver v1.6.0 and Vault (root)
+e2e:
+	@scripts/e2e.sh
+
+## image: the container image as a tarball, built and validated without a container engine
+image:
+	@scripts/build-image.sh
 
 ## vault: build (once) the real Vault server used by tests and the demo
 vault:

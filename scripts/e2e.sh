@@ -20,4 +20,12 @@ export VCP_VAULT_BIN VCP_PROVIDER_BIN="$ROOT_DIR/bin/provider" VCP_KUBELET_BIN="
 unset VAULT_TOKEN VAULT_ADDR KUBECONFIG
 
 log "running test/bats"
-bats --timing "$@" test/bats
+out="$CACHE_DIR/e2e-last.tap"
+set +e
+bats --timing "$@" test/bats | tee "$out"
+rc=${PIPESTATUS[0]}
+set -e
+passed=$(grep -c '^ok ' "$out" || true)
+failed=$(grep -c '^not ok ' "$out" || true)
+echo "e2e: $passed passed, $failed failed"
+exit "$rc"

@@ -17,3 +17,13 @@ log "go vet"
 go vet ./...
 log "go test -race (unit + integration against Vault $("$VCP_VAULT_BIN" version | head -1))"
 go test -race -count=1 ./...
+
+log "container image (no engine needed)"
+"$ROOT_DIR/scripts/build-image.sh"
+
+# The end-to-end suite on the real kube-apiserver, CSI driver and Vault.
+if [[ -n ${VCP_SKIP_E2E:-} ]]; then
+	log "VCP_SKIP_E2E is set: NOT running the end-to-end suite (make e2e runs it)"
+else
+	"$ROOT_DIR/scripts/e2e.sh"
+fi
