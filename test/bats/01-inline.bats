@@ -44,6 +44,7 @@ setup() {
 	dir=$(target inline app secrets)
 	run unpublish inline app secrets
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
-	! grep -q " $dir " /proc/mounts
+	run grep -q " $dir " /proc/mounts
+	[ "$status" -ne 0 ]
 	[ ! -e "$dir/username" ]
 }

@@ -47,7 +47,8 @@ setup() { source "$BATS_TEST_DIRNAME/helpers.bash"; }
 	echo "$output"
 	[[ $output == *"only-in-b"*"not found"* ]]
 	dir=$(target ns-a borrower secrets)
-	! grep -q " $dir " /proc/mounts
+	run grep -q " $dir " /proc/mounts
+	[ "$status" -ne 0 ]
 }
 
 @test "a pod with two SecretProviderClasses gets both volumes" {

@@ -241,3 +241,48 @@ spcps() {
 	k -n "$1" get secretproviderclasspodstatuses -o json |
 		python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps([i for i in d["items"] if i["status"]["podName"]==sys.argv[1]]))' "$2"
 }
+
+# csidriver_tokens: the CSIDriver's token settings as a JSON object
+# {"tokenRequests": ..., "serviceAccountTokenInSecrets": ...} (null when
+# unset), to be restored later with csidriver_set_tokens.
+csidriver_tokens() {
+	k get csidriver "$CSI_DRIVER_NAME" -o json | python3 -c '
+import json, sys
+spec = json.load(sys.stdin)["spec"]
+print(json.dumps({f: spec.get(f) for f in ("tokenRequests", "serviceAccountTokenInSecrets")}))'
+}
+
+# csidriver_set_tokens JSON: merge-patches the CSIDriver's spec with JSON,
+# e.g. '{"tokenRequests":[{"audience":"vault"}]}', or
+# '{"tokenRequests":null,"serviceAccountTokenInSecrets":null}' to remove the
+# token requests (the API server refuses serviceAccountTokenInSecrets
+# without them). The kubelet stand-in reads the object on every publish.
+csidriver_set_tokens() {
+	k patch csidriver "$CSI_DRIVER_NAME" --type=merge -p "{\"spec\":$1}" >/dev/null
+}
+
+# spcps_versions NS POD: "SPC/objectID=version" lines of the pod's
+# SecretProviderClassPodStatus objects, sorted; fails if there are none.
+spcps_versions() {
+	spcps "$1" "$2" | python3 -c '
+import json, sys
+items = json.load(sys.stdin)
+lines = sorted("%s/%s=%s" % (i["status"]["secretProviderClassName"], o["id"], o["version"])
+               for i in items for o in i["status"].get("objects") or [])
+if not lines:
+    sys.exit("no SecretProviderClassPodStatus objects")
+print("\n".join(lines))'
+}
+
+# recreate_pod NS NAME SA VOLUME=SPC...: unpublishes the pod's volumes (as
+# kubelet does when a pod goes), deletes the pod at once (no kubelet confirms
+# a graceful deletion here) and creates it again: same name, new UID.
+recreate_pod() {
+	local ns=$1 name=$2 sa=$3 pair
+	shift 3
+	for pair in "$@"; do
+		unpublish "$ns" "$name" "${pair%%=*}" >/dev/null
+	done
+	k -n "$ns" delete pod "$name" --grace-period=0 --force --wait=true >/dev/null 2>&1
+	pod "$ns" "$name" "$sa" "$@"
+}
