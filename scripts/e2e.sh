@@ -12,17 +12,19 @@ cd "$ROOT_DIR"
 VCP_VAULT_BIN="$("$ROOT_DIR/scripts/build-vault.sh")"
 "$ROOT_DIR/scripts/build-kube.sh" >/dev/null
 "$ROOT_DIR/scripts/build-csi-driver.sh" >/dev/null
+VCP_HELM_BIN="$("$ROOT_DIR/scripts/build-helm.sh")"
 log "building the provider and the kubelet stand-in"
 make -s build
 mkdir -p bin
 go build -o bin/e2e-kubelet ./test/e2e/kubelet
-export VCP_VAULT_BIN VCP_PROVIDER_BIN="$ROOT_DIR/bin/provider" VCP_KUBELET_BIN="$ROOT_DIR/bin/e2e-kubelet"
+export VCP_VAULT_BIN VCP_HELM_BIN VCP_PROVIDER_BIN="$ROOT_DIR/bin/provider" VCP_KUBELET_BIN="$ROOT_DIR/bin/e2e-kubelet"
 unset VAULT_TOKEN VAULT_ADDR KUBECONFIG
 
 log "running test/bats"
 out="$CACHE_DIR/e2e-last.tap"
 set +e
-bats --timing "$@" test/bats | tee "$out"
+if (($# == 0)); then set -- test/bats; fi
+bats --timing "$@" | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
 passed=$(grep -c '^ok ' "$out" || true)
