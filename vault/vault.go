@@ -148,7 +148,7 @@ func cloneClean(c *api.Client) (*api.Client, error) {
 func (p *Pool) newAPIClient(addr string, t config.TLS) (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	if cfg.Error != nil {
-		return nil, fmt.Errorf("Vault client defaults: %w", cfg.Error)
+		return nil, fmt.Errorf("vault client defaults: %w", cfg.Error)
 	}
 	cfg.Address = addr
 	// DefaultConfig reads VAULT_AGENT_ADDR, which NewClient prefers over
@@ -277,7 +277,7 @@ func (c *Client) Do(ctx context.Context, token string, r config.Request) (*Respo
 
 func (c *Client) send(ctx context.Context, kind, op string, req *api.Request) (*Response, error) {
 	start := time.Now()
-	//nolint:staticcheck // RawRequestWithContext is the one call that takes any method, query and body.
+	//lint:ignore SA1019 RawRequestWithContext is the one call that takes any method, query and body.
 	resp, err := c.api.RawRequestWithContext(ctx, req)
 	metrics.VaultDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	statusLabel := "error"
