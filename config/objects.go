@@ -301,6 +301,13 @@ func (o *Object) splitPath() (splitPath, error) {
 	if strings.ContainsAny(p, "\x00#") {
 		return splitPath{}, fmt.Errorf("secretPath %q contains a character Vault paths cannot have", o.SecretPath)
 	}
+	// The Vault client joins paths with path.Join, which would resolve
+	// "secret/data/../../sys/x" to another API silently: refuse such paths.
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." || seg == "" {
+			return splitPath{}, fmt.Errorf("secretPath %q has an empty, \".\" or \"..\" segment", o.SecretPath)
+		}
+	}
 	return splitPath{path: p, query: q}, nil
 }
 
