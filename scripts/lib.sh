@@ -22,21 +22,27 @@ PY
 }
 
 # build_cached NAME VERSION MODULE_DIR PKG [ldflags...]: builds PKG inside
-# MODULE_DIR into $BIN_CACHE/NAME-VERSION unless it is already there, and
-# prints the binary's path.
+# MODULE_DIR into $BIN_CACHE/NAME-VERSION-HASH unless it is already there, and
+# prints the binary's path. HASH covers the module's go.mod, go.sum and Go
+# sources, so editing the module (e.g. tools/kube) rebuilds it.
 build_cached() {
 	local name=$1 version=$2 moddir=$3 pkg=$4
 	shift 4
-	local out="$BIN_CACHE/$name-$version"
+	local hash
+	hash=$(cd "$moddir" && find . \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 | sort -z |
+		xargs -0 sha256sum | sha256sum | cut -c1-10)
+	local out="$BIN_CACHE/$name-$version-$hash"
 	if [[ -x "$out" ]]; then
 		echo "$out"
 		return 0
 	fi
 	log "building $name $version (cached afterwards in $out; a cold build takes minutes on 2 cores)"
-	local start=$SECONDS
-	(cd "$moddir" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $*" -o "$out.tmp" "$pkg") >&2 ||
-		die "building $name failed"
-	mv "$out.tmp" "$out"
+	local start=$SECONDS tmp
+	tmp=$(mktemp "$out.XXXXXX")
+	(cd "$moddir" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $*" -o "$tmp" "$pkg") >&2 ||
+		{ rm -f "$tmp"; die "building $name failed"; }
+	chmod 0755 "$tmp"
+	mv "$tmp" "$out"
 	log "built $name in $((SECONDS - start))s"
 	echo "$out"
 }
