@@ -4,6 +4,7 @@
 # their Go module (tools/kube), and prints their paths, one a line:
 #   line 1: kube-apiserver
 #   line 2: kubectl
+#   line 3: kube-controller-manager
 # Cached in .cache/bin/{kube-apiserver,kubectl}-v1.36.3 after the first build.
 # Cold: many minutes on 2 cores (the compiler peaks near 2.5 GB RSS).
 set -euo pipefail
@@ -24,3 +25,4 @@ done
 moddir="$ROOT_DIR/tools/kube"
 build_cached kube-apiserver "$KUBE_VERSION" "$moddir" ./cmd/kube-apiserver "$version_ldflags"
 build_cached kubectl "$KUBE_VERSION" "$moddir" ./cmd/kubectl "$version_ldflags"
+build_cached kube-controller-manager "$KUBE_VERSION" "$moddir" ./cmd/kube-controller-manager "$version_ldflags"

@@ -48,3 +48,13 @@ setup() { source "$BATS_TEST_DIRNAME/helpers.bash"; }
 	pod_uid=$(k -n sync get pod app -o jsonpath='{.metadata.uid}')
 	[ "$(k -n sync get secretproviderclasspodstatus "$owner_name" -o jsonpath='{.metadata.ownerReferences[0].uid}')" = "$pod_uid" ]
 }
+
+@test "the synced Secret is deleted with its pod (garbage collection along the owner references)" {
+	run unpublish sync app secrets
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	# No kubelet runs to finish a graceful deletion: delete the pod at once.
+	k -n sync delete pod app --grace-period=0 --force >/dev/null 2>&1
+	wait_for 60 bash -c "! $KUBECTL -n sync get secret app-synced"
+	run k -n sync get secretproviderclasspodstatuses -o name
+	[ -z "$output" ]
+}

@@ -151,6 +151,7 @@ cmd_up() {
 	bins=$("$ROOT_DIR/scripts/build-kube.sh")
 	apiserver=$(sed -n 1p <<<"$bins")
 	kubectl=$(sed -n 2p <<<"$bins")
+	controller_manager=$(sed -n 3p <<<"$bins")
 	csi_driver=$("$ROOT_DIR/scripts/build-csi-driver.sh")
 	crd_dir="$CACHE_DIR/csi-driver-v1.6.0/crds"
 	[[ -x $apiserver && -x $kubectl && -x $csi_driver ]] || die "a binary is missing: $apiserver $kubectl $csi_driver"
@@ -233,6 +234,24 @@ EOF
 	wait_for "$url/readyz" "$READY_TIMEOUT" "$pid" "$kubectl" get --raw=/readyz ||
 		die "kube-apiserver not ready: $(log_tail "$state/logs/kube-apiserver.log")"
 	log "kube-apiserver ready after $((SECONDS - start))s"
+
+	# Only the garbage collector and the namespace controller: owner
+	# references then really delete what they own (a synced Secret goes with
+	# its pod), and deleted namespaces go away.
+	local kcm_port
+	kcm_port=$(free_port)
+	log "starting kube-controller-manager (garbage collector, namespaces; log: $state/logs/kube-controller-manager.log)"
+	setsid "$controller_manager" \
+		--kubeconfig="$kubeconfig" \
+		--authentication-kubeconfig="$kubeconfig" \
+		--authorization-kubeconfig="$kubeconfig" \
+		--controllers=garbage-collector-controller,namespace-controller \
+		--leader-elect=false \
+		--bind-address=127.0.0.1 \
+		--secure-port="$kcm_port" \
+		--cert-dir="$state/certs/kcm" \
+		</dev/null >"$state/logs/kube-controller-manager.log" 2>&1 &
+	echo "$!" >"$state/pids/kube-controller-manager.pid"
 
 	log "installing the CSI driver's CRDs and the CSIDriver object"
 	shopt -s nullglob
