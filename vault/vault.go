@@ -428,3 +428,12 @@ func (c *Client) RenewLease(ctx context.Context, token, leaseID string, incremen
 		Renewable: resp.Secret.Renewable,
 	}, nil
 }
+
+// LookupSelf checks that token is still valid: a 403 on a read may be a
+// policy denial with a perfectly good token, or a revoked one.
+func (c *Client) LookupSelf(ctx context.Context, token *Token) error {
+	req := c.api.NewRequest(http.MethodGet, "/v1/auth/token/lookup-self")
+	req.ClientToken = token.Value
+	_, err := c.send(ctx, "lookup-token", "look up token "+token.Accessor, req)
+	return err
+}
