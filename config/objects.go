@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/vault-csi-provider/vault-csi-provider/internal/tmpl"
 )
 
 // Value encodings an object may declare; the value is decoded before it is
@@ -25,6 +27,10 @@ const (
 	EncodingHex    = "hex"
 )
 
+// AllKeys is the secretKey that writes every key of the secret, each as the
+// file objectName/<key>.
+const AllKeys = "*"
+
 // maxNameElement and maxNameLength are the driver's limits on file paths
 // (pkg/util/fileutil): a path element and the whole path, in bytes.
 const (
@@ -33,7 +39,10 @@ const (
 )
 
 // Object is one entry of the "objects" parameter: a file to write, and the
-// Vault request that produces its contents.
+// Vault request that produces its contents. With secretKey "*" it is a
+// directory of one file per key of the secret; with a template, a file
+// rendered from the other objects' values instead of a Vault request; with
+// writeFile: false, only a value for templates.
 type Object struct {
 	// ObjectName is the file path relative to the mount; also the object's
 	// ID in ObjectVersion.
@@ -45,6 +54,37 @@ type Object struct {
 	SecretArgs     map[string]any `yaml:"secretArgs,omitempty" json:"secretArgs,omitempty"`
 	FilePermission FileMode       `yaml:"filePermission,omitempty" json:"filePermission,omitempty"`
 	Encoding       string         `yaml:"encoding,omitempty" json:"encoding,omitempty"`
+	// Template makes the object a file rendered (Go text/template) from the
+	// values of the class's other objects, instead of a Vault read.
+	Template string `yaml:"template,omitempty" json:"template,omitempty"`
+	// WriteFile false keeps the object out of the mount: it is read from
+	// Vault only for templates to use. Unset means true.
+	WriteFile *bool `yaml:"writeFile,omitempty" json:"writeFile,omitempty"`
+
+	// parsed is Template, parsed and checked by ParseObjects.
+	parsed *tmpl.Template
+}
+
+// IsAllKeys reports whether the object writes every key of its secret
+// (secretKey "*").
+func (o *Object) IsAllKeys() bool { return o.SecretKey == AllKeys }
+
+// IsTemplate reports whether the object is rendered from a template.
+func (o *Object) IsTemplate() bool { return o.Template != "" }
+
+// Written reports whether the object's files are part of the mount.
+func (o *Object) Written() bool { return o.WriteFile == nil || *o.WriteFile }
+
+// ParsedTemplate returns the object's parsed template, parsing it if
+// ParseObjects did not (an Object built by hand).
+func (o *Object) ParsedTemplate() (*tmpl.Template, error) {
+	if !o.IsTemplate() {
+		return nil, fmt.Errorf("object %q has no template", o.ObjectName)
+	}
+	if o.parsed != nil {
+		return o.parsed, nil
+	}
+	return tmpl.Parse(o.ObjectName, o.Template)
 }
 
 // FileMode is an object's filePermission. YAML integers are taken as written
@@ -98,7 +138,12 @@ func ParseObjects(s string) ([]Object, error) {
 	dec.KnownFields(true)
 	var objs []Object
 	if err := dec.Decode(&objs); err != nil {
-		return nil, errorf("parameter %q is not a valid YAML list of objects: %s", ParamObjects, yamlError(err))
+		msg := yamlError(err)
+		if strings.Contains(s, "*") && strings.Contains(msg, "did not find expected alphabetic or numeric character") {
+			// secretKey: * is a YAML alias, not the string "*".
+			msg += ` (an unquoted * starts a YAML alias: write secretKey: "*")`
+		}
+		return nil, errorf("parameter %q is not a valid YAML list of objects: %s", ParamObjects, msg)
 	}
 	// A second document would be silently ignored; refuse it instead.
 	var extra any
@@ -123,16 +168,87 @@ func ParseObjects(s string) ([]Object, error) {
 		}
 		seen[o.ObjectName] = i
 	}
-	// "a" and "a/b" cannot both be written: one would have to be a file and
-	// a directory at once.
-	for name := range seen {
-		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
-			if _, clash := seen[dir]; clash {
-				return nil, errorf("object %q is a file, but object %q needs it to be a directory: rename one of them", dir, name)
+	if err := checkFileClashes(objs); err != nil {
+		return nil, err
+	}
+	if err := checkTemplates(objs, seen); err != nil {
+		return nil, err
+	}
+	return objs, nil
+}
+
+// checkFileClashes refuses written objects that need a path to be a file
+// and a directory at once: "a" and "a/b". An all-keys object is a directory
+// that other objects may add files to; whether one of its keys clashes with
+// them is known only once Vault has answered (the provider checks).
+func checkFileClashes(objs []Object) error {
+	files := make(map[string]bool, len(objs))
+	for i := range objs {
+		if o := &objs[i]; o.Written() {
+			files[o.ObjectName] = !o.IsAllKeys()
+		}
+	}
+	for i := range objs {
+		o := &objs[i]
+		if !o.Written() {
+			continue
+		}
+		for dir := path.Dir(o.ObjectName); dir != "."; dir = path.Dir(dir) {
+			if isFile := files[dir]; isFile {
+				return errorf("object %q is a file, but object %q needs it to be a directory: rename one of them", dir, o.ObjectName)
 			}
 		}
 	}
-	return objs, nil
+	return nil
+}
+
+// checkTemplates checks what templates use: objects of this class that
+// read Vault (templates cannot use templates, so no cycle can form), and
+// that every object kept out of the mount is there for a template.
+func checkTemplates(objs []Object, index map[string]int) error {
+	var templates, inputs []string
+	used := map[string]bool{}
+	dynamic := false
+	for i := range objs {
+		if !objs[i].IsTemplate() {
+			inputs = append(inputs, objs[i].ObjectName)
+		}
+	}
+	for i := range objs {
+		o := &objs[i]
+		if !o.IsTemplate() {
+			continue
+		}
+		templates = append(templates, o.ObjectName)
+		dynamic = dynamic || o.parsed.Dynamic()
+		for _, ref := range o.parsed.Refs() {
+			j, ok := index[ref.Object]
+			switch {
+			case !ok:
+				avail := "none: every object is a template"
+				if len(inputs) > 0 {
+					avail = strings.Join(inputs, ", ")
+				}
+				return errorf("object %q: template: %s: uses object %q, which is not in this SecretProviderClass (objects it can use: %s)", o.ObjectName, ref.Pos, ref.Object, avail)
+			case objs[j].IsTemplate():
+				return errorf("object %q: template: %s: uses object %q, which is a template: templates can use only objects read from Vault", o.ObjectName, ref.Pos, ref.Object)
+			}
+			used[ref.Object] = true
+		}
+	}
+	for i := range objs {
+		o := &objs[i]
+		if o.Written() || used[o.ObjectName] {
+			continue
+		}
+		if len(templates) == 0 {
+			return errorf("object %q has writeFile: false, but no object has a template: it would be read from Vault and never used", o.ObjectName)
+		}
+		if !dynamic {
+			return errorf("object %q has writeFile: false, but no template uses it (templates: %s): it would be read from Vault and never used", o.ObjectName, strings.Join(templates, ", "))
+		}
+	}
+	return nil
 }
 
 func yamlError(err error) string {
@@ -142,7 +258,7 @@ func yamlError(err error) string {
 	msg = strings.ReplaceAll(msg, "config.FileMode", "filePermission")
 	msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
 	if strings.Contains(msg, "not found") {
-		msg += " (object fields are objectName, secretPath, secretKey, method, secretArgs, filePermission, encoding)"
+		msg += " (object fields are objectName, secretPath, secretKey, method, secretArgs, filePermission, encoding, template, writeFile)"
 	}
 	return msg
 }
@@ -154,8 +270,16 @@ func (o *Object) normalize() error {
 	if err := ValidateFileName(o.ObjectName); err != nil {
 		return err
 	}
+	if o.WriteFile != nil && *o.WriteFile {
+		// writeFile: true is the default; drop it so the object's version
+		// (its configuration is part of it) does not depend on spelling it.
+		o.WriteFile = nil
+	}
+	if o.IsTemplate() {
+		return o.normalizeTemplate()
+	}
 	if strings.TrimSpace(o.SecretPath) == "" {
-		return errors.New("secretPath is empty: give the Vault path to read, e.g. secret/data/app")
+		return errors.New("secretPath is empty: give the Vault path to read, e.g. secret/data/app (or a template)")
 	}
 	if _, err := o.splitPath(); err != nil {
 		return err
@@ -183,6 +307,41 @@ func (o *Object) normalize() error {
 			return fmt.Errorf("secretArgs cannot be sent as JSON: %v", err)
 		}
 	}
+	if !o.Written() && o.FilePermission != 0 {
+		return errors.New("filePermission has no effect with writeFile: false: remove one of them")
+	}
+	return nil
+}
+
+// normalizeTemplate checks a template object: it reads nothing from Vault
+// itself, so the fields of a Vault read are mistakes.
+func (o *Object) normalizeTemplate() error {
+	var bad []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"secretPath", o.SecretPath != ""},
+		{"secretKey", o.SecretKey != ""},
+		{"method", o.Method != ""},
+		{"secretArgs", o.SecretArgs != nil},
+		{"encoding", o.Encoding != ""},
+	} {
+		if f.set {
+			bad = append(bad, f.name)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("an object with a template cannot have %s: a template reads no Vault path itself; read the secret in its own object (writeFile: false keeps it out of the mount) and use it as .Values.NAME (base64dec decodes)", strings.Join(bad, ", "))
+	}
+	if !o.Written() {
+		return errors.New("writeFile: false on a template would render it for nothing: templates cannot use other templates")
+	}
+	t, err := tmpl.Parse(o.ObjectName, o.Template)
+	if err != nil {
+		return err
+	}
+	o.parsed = t
 	return nil
 }
 
@@ -237,6 +396,9 @@ func (r Request) Key() string {
 
 // Request returns the Vault request for the object.
 func (o *Object) Request() (Request, error) {
+	if o.IsTemplate() {
+		return Request{}, errors.New("a template object makes no Vault request")
+	}
 	r := Request{Method: o.Method}
 	if r.Method == "" {
 		r.Method = http.MethodGet

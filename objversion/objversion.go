@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"sort"
 	"strings"
 	"sync"
 
@@ -145,6 +146,36 @@ func Version(key []byte, obj *config.Object, contents []byte) (string, error) {
 	mac := hmac.New(sha256.New, key)
 	writeField(mac, cfg)
 	writeField(mac, contents)
+	return base64.URLEncoding.EncodeToString(mac.Sum(nil)), nil
+}
+
+// File is one file of an object that writes several (secretKey "*"): its
+// name within the object (the secret key) and contents.
+type File struct {
+	Name     string
+	Contents []byte
+}
+
+// VersionFiles returns the version of an object that writes several files.
+// The HMAC covers the object's configuration, the number of files and each
+// file's name and contents, in name order: any added, removed, renamed or
+// changed file changes the version; the order the files come in does not.
+func VersionFiles(key []byte, obj *config.Object, files []File) (string, error) {
+	cfg, err := json.Marshal(obj)
+	if err != nil {
+		return "", fmt.Errorf("encoding object %q: %w", obj.ObjectName, err)
+	}
+	sorted := append([]File(nil), files...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	mac := hmac.New(sha256.New, key)
+	writeField(mac, cfg)
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(sorted)))
+	mac.Write(n[:])
+	for _, f := range sorted {
+		writeField(mac, []byte(f.Name))
+		writeField(mac, f.Contents)
+	}
 	return base64.URLEncoding.EncodeToString(mac.Sum(nil)), nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
+	"github.com/vault-csi-provider/vault-csi-provider/internal/tmpl"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
 
@@ -59,6 +60,8 @@ func toStatus(ctx context.Context, err error) *status.Status {
 		te    *auth.TokenError
 		ke    *KeyNotFoundError
 		de    *DecodeError
+		nk    *NoKeysError
+		re    *RenderError
 		intle *internalError
 	)
 	switch {
@@ -75,6 +78,12 @@ func toStatus(ctx context.Context, err error) *status.Status {
 	case errors.As(err, &ke):
 		return status.New(codes.NotFound, msg)
 	case errors.As(err, &de):
+		return status.New(codes.InvalidArgument, msg)
+	case errors.As(err, &nk):
+		return status.New(codes.NotFound, msg)
+	case errors.Is(err, tmpl.ErrLimit):
+		return status.New(codes.ResourceExhausted, msg)
+	case errors.As(err, &re):
 		return status.New(codes.InvalidArgument, msg)
 	case errors.As(err, &ue):
 		return status.New(codes.Unavailable, msg)

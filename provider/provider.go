@@ -96,9 +96,13 @@ func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 	ctx = klog.NewContext(ctx, logger)
 
 	// Everything that can fail without Vault goes first: a Mount that fails
-	// after issuing dynamic credentials would leak them.
+	// after issuing dynamic credentials would leak them. Template objects
+	// make no Vault request (their zero Request is skipped by fetch).
 	reqs := make([]config.Request, len(cfg.Objects))
 	for i := range cfg.Objects {
+		if cfg.Objects[i].IsTemplate() {
+			continue
+		}
 		if reqs[i], err = cfg.Objects[i].Request(); err != nil {
 			return nil, config.Errorf("object %q: %v", cfg.Objects[i].ObjectName, err)
 		}
@@ -136,28 +140,9 @@ func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 		return nil, err
 	}
 
-	resp := &pb.MountResponse{
-		Files:         make([]*pb.File, 0, len(cfg.Objects)),
-		ObjectVersion: make([]*pb.ObjectVersion, 0, len(cfg.Objects)),
-	}
-	total := 0
-	for i := range cfg.Objects {
-		obj := &cfg.Objects[i]
-		contents, err := render(obj, reqs[i].Path, answers[reqs[i].Key()].Secret)
-		if err != nil {
-			return nil, err
-		}
-		version, err := objversion.Version(key, obj, contents)
-		if err != nil {
-			return nil, &internalError{err}
-		}
-		total += len(contents)
-		resp.Files = append(resp.Files, &pb.File{
-			Path:     obj.ObjectName,
-			Mode:     int32(obj.Mode(cfg.DefaultMode)),
-			Contents: contents,
-		})
-		resp.ObjectVersion = append(resp.ObjectVersion, &pb.ObjectVersion{Id: obj.ObjectName, Version: version})
+	resp, total, err := p.respond(ctx, cfg, reqs, answers, key)
+	if err != nil {
+		return nil, err
 	}
 	if err := p.checkSize(ctx, resp, total); err != nil {
 		return nil, err
@@ -167,9 +152,108 @@ func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 	return resp, nil
 }
 
-// fetch makes one Vault call per distinct request, at most FetchConcurrency
-// at a time, and returns the answers by request key. Objects sharing a
-// request share its answer: one database credential, not two.
+// respond renders the objects from the answers and versions them: Vault
+// objects first (their values feed the templates), then templates. The
+// response lists the files of each written object in the class's order (an
+// all-keys object's files sorted by key) and one version per written
+// object; objects with writeFile: false add neither.
+func (p *Provider) respond(ctx context.Context, cfg *config.Config, reqs []config.Request, answers map[string]*vault.Response, key []byte) (*pb.MountResponse, int, error) {
+	objs := cfg.Objects
+	files := make([][]file, len(objs))
+	// values are what templates see, kept only when there is a template.
+	var values map[string]any
+	for i := range objs {
+		if objs[i].IsTemplate() {
+			values = make(map[string]any, len(objs))
+			break
+		}
+	}
+	for i := range objs {
+		obj := &objs[i]
+		if obj.IsTemplate() {
+			continue
+		}
+		secret := answers[reqs[i].Key()].Secret
+		if obj.IsAllKeys() {
+			fs, err := renderAllKeys(obj, reqs[i].Path, secret)
+			if err != nil {
+				return nil, 0, err
+			}
+			if values != nil {
+				m := make(map[string]string, len(fs))
+				for _, f := range fs {
+					m[f.key] = string(f.contents)
+				}
+				values[obj.ObjectName] = m
+			}
+			files[i] = fs
+			continue
+		}
+		contents, err := render(obj, reqs[i].Path, secret)
+		if err != nil {
+			return nil, 0, err
+		}
+		if values != nil {
+			values[obj.ObjectName] = string(contents)
+		}
+		files[i] = []file{{path: obj.ObjectName, contents: contents}}
+	}
+	for i := range objs {
+		obj := &objs[i]
+		if !obj.IsTemplate() {
+			continue
+		}
+		contents, err := renderTemplate(ctx, obj, values, p.maxResponseBytes())
+		if err != nil {
+			return nil, 0, err
+		}
+		files[i] = []file{{path: obj.ObjectName, contents: contents}}
+	}
+	for i := range objs {
+		if !objs[i].Written() {
+			files[i] = nil
+		}
+	}
+	if err := checkFiles(objs, files); err != nil {
+		return nil, 0, err
+	}
+
+	resp := &pb.MountResponse{
+		Files:         make([]*pb.File, 0, len(objs)),
+		ObjectVersion: make([]*pb.ObjectVersion, 0, len(objs)),
+	}
+	total := 0
+	for i := range objs {
+		obj := &objs[i]
+		if !obj.Written() {
+			continue
+		}
+		var (
+			version string
+			err     error
+		)
+		if obj.IsAllKeys() {
+			vf := make([]objversion.File, len(files[i]))
+			for j, f := range files[i] {
+				vf[j] = objversion.File{Name: f.key, Contents: f.contents}
+			}
+			version, err = objversion.VersionFiles(key, obj, vf)
+		} else {
+			version, err = objversion.Version(key, obj, files[i][0].contents)
+		}
+		if err != nil {
+			return nil, 0, &internalError{err}
+		}
+		mode := int32(obj.Mode(cfg.DefaultMode))
+		for _, f := range files[i] {
+			total += len(f.contents)
+			resp.Files = append(resp.Files, &pb.File{Path: f.path, Mode: mode, Contents: f.contents})
+		}
+		resp.ObjectVersion = append(resp.ObjectVersion, &pb.ObjectVersion{Id: obj.ObjectName, Version: version})
+	}
+	return resp, total, nil
+}
+
 func (p *Provider) token(ctx context.Context, vc *vault.Client, cfg *config.Config) (*vault.Token, error) {
 	if p.Tokens != nil {
 		return p.Tokens.Token(ctx, vc, cfg)
@@ -182,6 +266,9 @@ func forbidden(err error) bool {
 	return errors.As(err, &se) && se.StatusCode == http.StatusForbidden
 }
 
+// fetch makes one Vault call per distinct request, at most FetchConcurrency
+// at a time, and returns the answers by request key. Objects sharing a
+// request share its answer: one database credential, not two.
 func (p *Provider) fetch(ctx context.Context, vc *vault.Client, tok *vault.Token, cfg *config.Config, reqs []config.Request) (map[string]*vault.Response, error) {
 	identity := auth.IdentityOf(cfg).Key()
 	type job struct {
@@ -191,6 +278,9 @@ func (p *Provider) fetch(ctx context.Context, vc *vault.Client, tok *vault.Token
 	var jobs []job
 	seen := make(map[string]bool, len(reqs))
 	for i, r := range reqs {
+		if cfg.Objects[i].IsTemplate() {
+			continue
+		}
 		if k := r.Key(); !seen[k] {
 			seen[k] = true
 			jobs = append(jobs, job{req: r, object: cfg.Objects[i].ObjectName})
@@ -254,11 +344,16 @@ func (p *Provider) get(ctx context.Context, vc *vault.Client, tok *vault.Token, 
 	return resp, err
 }
 
-func (p *Provider) checkSize(ctx context.Context, resp *pb.MountResponse, total int) error {
-	limit := p.MaxResponseBytes
-	if limit <= 0 {
-		limit = MaxResponseBytes
+// maxResponseBytes is the driver's limit on a Mount response.
+func (p *Provider) maxResponseBytes() int {
+	if p.MaxResponseBytes > 0 {
+		return p.MaxResponseBytes
 	}
+	return MaxResponseBytes
+}
+
+func (p *Provider) checkSize(ctx context.Context, resp *pb.MountResponse, total int) error {
+	limit := p.maxResponseBytes()
 	// Protobuf framing adds a few bytes per file on top of contents and
 	// names; estimate generously rather than marshal the response twice.
 	size := total

@@ -85,6 +85,18 @@ type fakeVault struct {
 	mu    sync.Mutex
 	calls map[string]int
 	creds int
+	// kv are further KV v1 secrets by API path ("/v1/kv/x"), set by tests.
+	kv map[string]map[string]any
+}
+
+// setKV stores a KV v1 secret the fake serves at /v1/<path>.
+func (fv *fakeVault) setKV(path string, data map[string]any) {
+	fv.mu.Lock()
+	defer fv.mu.Unlock()
+	if fv.kv == nil {
+		fv.kv = map[string]map[string]any{}
+	}
+	fv.kv["/v1/"+path] = data
 }
 
 const (
@@ -162,6 +174,13 @@ func (fv *fakeVault) serve(w http.ResponseWriter, r *http.Request) {
 	case "/v1/hexbad":
 		reply(200, map[string]any{"data": map[string]any{"k": "s3cr3tZZ"}})
 	default:
+		fv.mu.Lock()
+		data, ok := fv.kv[r.URL.Path]
+		fv.mu.Unlock()
+		if ok {
+			reply(200, map[string]any{"request_id": "r", "data": data})
+			return
+		}
 		reply(http.StatusForbidden, denied)
 	}
 }

@@ -31,11 +31,113 @@ func (e *KeyNotFoundError) Error() string {
 // DecodeError is a value that does not decode with the object's encoding.
 type DecodeError struct {
 	Object, Encoding string
-	Err              error
+	// Key is the secret key of the value, for an all-keys object.
+	Key string
+	Err error
 }
 
 func (e *DecodeError) Error() string {
-	return fmt.Sprintf("object %q: value is not valid %s (%v): store it %s-encoded or remove `encoding`", e.Object, e.Encoding, e.Err, e.Encoding)
+	what := "value"
+	if e.Key != "" {
+		what = fmt.Sprintf("the value of key %q", e.Key)
+	}
+	return fmt.Sprintf("object %q: %s is not valid %s (%v): store it %s-encoded or remove `encoding`", e.Object, what, e.Encoding, e.Err, e.Encoding)
+}
+
+// NoKeysError is an all-keys object whose secret has no keys: it would
+// write no file, and a mount without files leaves the old ones in place.
+type NoKeysError struct {
+	Object, Path string
+}
+
+func (e *NoKeysError) Error() string {
+	return fmt.Sprintf("object %q: the secret at %s has no keys (deleted or empty?); secretKey \"*\" needs at least one to write", e.Object, e.Path)
+}
+
+// RenderError is an object whose Vault data cannot be turned into files as
+// the SecretProviderClass asks (a key that is no file name, two objects
+// writing one path, a template that fails): the class must change.
+type RenderError struct {
+	Object string
+	Err    error
+}
+
+func (e *RenderError) Error() string { return fmt.Sprintf("object %q: %v", e.Object, e.Err) }
+func (e *RenderError) Unwrap() error { return e.Err }
+
+// file is one file of the mount.
+type file struct {
+	path     string
+	key      string // the secret key it holds, for an all-keys object
+	contents []byte
+}
+
+// renderAllKeys writes every key of the secret (KV v2: of data.data) as the
+// file objectName/<key>, sorted by key (for an object not written, these
+// are only the values templates see), each value rendered as a secretKey
+// object would render it (strings raw, others as JSON, then decoded by
+// encoding). A key that cannot be a file name is an error naming it: keys
+// with "/" are refused rather than turned into directories, which could
+// clash with other keys ("a" and "a/b") or be mistaken for another path.
+func renderAllKeys(obj *config.Object, path string, s *api.Secret) ([]file, error) {
+	var data map[string]any
+	if s != nil {
+		data = s.Data
+	}
+	if inner, ok := kvV2Data(data); ok {
+		data = inner
+	}
+	// Objects with writeFile: false are only template values: their keys
+	// need not be file names, and no key at all is left to the templates.
+	if len(data) == 0 && obj.Written() {
+		return nil, &NoKeysError{Object: obj.ObjectName, Path: path}
+	}
+	keys := keysOf(data)
+	if obj.Written() {
+		for _, k := range keys {
+			if err := keyFileName(obj.ObjectName, k); err != nil {
+				return nil, &RenderError{Object: obj.ObjectName, Err: err}
+			}
+		}
+	}
+	files := make([]file, 0, len(keys))
+	for _, k := range keys {
+		raw, err := valueBytes(data[k])
+		if err != nil {
+			return nil, fmt.Errorf("object %q: encoding key %q as JSON: %w", obj.ObjectName, k, err)
+		}
+		contents, err := decode(obj, raw)
+		if err != nil {
+			var de *DecodeError
+			if errors.As(err, &de) {
+				de.Key = k
+			}
+			return nil, err
+		}
+		files = append(files, file{path: obj.ObjectName + "/" + k, key: k, contents: contents})
+	}
+	return files, nil
+}
+
+// keyFileName checks that key can be the file objectName/key under the
+// driver's path rules.
+func keyFileName(objectName, key string) error {
+	hint := fmt.Sprintf("mount it with its own object (secretKey: %q, objectName: a name of your choice)", key)
+	if strings.Contains(key, "/") {
+		return fmt.Errorf(`key %q cannot be a file name: keys of a secretKey "*" object must not contain "/"; %s`, key, hint)
+	}
+	if err := config.ValidateFileName(objectName + "/" + key); err != nil {
+		return fmt.Errorf("key %q cannot be a file name (%v); %s", key, err, hint)
+	}
+	return nil
+}
+
+// valueBytes renders one value: strings raw, anything else as JSON.
+func valueBytes(v any) ([]byte, error) {
+	if str, ok := v.(string); ok {
+		return []byte(str), nil
+	}
+	return json.Marshal(v)
 }
 
 // render produces an object's file contents from the Vault response.
@@ -60,9 +162,7 @@ func render(obj *config.Object, path string, s *api.Secret) ([]byte, error) {
 			}
 			return nil, err
 		}
-		if str, ok := v.(string); ok {
-			raw = []byte(str)
-		} else if raw, err = json.Marshal(v); err != nil {
+		if raw, err = valueBytes(v); err != nil {
 			return nil, fmt.Errorf("object %q: encoding key %q as JSON: %w", obj.ObjectName, obj.SecretKey, err)
 		}
 	}
