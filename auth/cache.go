@@ -3,6 +3,7 @@ package auth
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -250,6 +251,42 @@ func (c *TokenCache) store(key string, tok *vault.Token, loginTTL time.Duration,
 		go revoke(old)
 	}
 	metrics.CachedEntries.WithLabelValues("tokens").Set(float64(len(c.items)))
+}
+
+// RevokeAll empties the cache and revokes every token it held (and with each,
+// in Vault, the leases created under it), waiting for Vault's answers; OnEvict
+// is called for each. It returns how many tokens Vault revoked and the first
+// error. It is for short-lived users such as `provider mount`: the server
+// never calls it, since its pods keep using their credentials across provider
+// restarts.
+func (c *TokenCache) RevokeAll(ctx context.Context) (int, error) {
+	c.mu.Lock()
+	var entries []*tokenEntry
+	if c.order != nil {
+		for el := c.order.Front(); el != nil; el = el.Next() {
+			entries = append(entries, el.Value.(*tokenEntry))
+		}
+		c.order.Init()
+	}
+	c.items = nil
+	metrics.CachedEntries.WithLabelValues("tokens").Set(0)
+	c.mu.Unlock()
+
+	n := 0
+	var first error
+	for _, e := range entries {
+		if c.OnEvict != nil {
+			c.OnEvict(e.tok)
+		}
+		if err := e.vc.RevokeSelf(ctx, e.tok); err != nil {
+			if first == nil {
+				first = fmt.Errorf("revoking %s: %w", e.tok, err)
+			}
+			continue
+		}
+		n++
+	}
+	return n, first
 }
 
 // revoke is best effort: an evicted token most likely belongs to a pod that

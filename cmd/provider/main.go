@@ -1,6 +1,10 @@
 // Command provider is the Vault provider for the Secrets Store CSI driver. It
 // runs on every node (a DaemonSet) and serves the provider API on a Unix
 // socket in the driver's providers directory.
+//
+// `provider mount [flags] SPC.yaml` instead runs the same Mount pipeline once,
+// in-process, for a SecretProviderClass file (internal/mountcmd): a check of
+// the class and the Vault role's policies before deploying.
 package main
 
 import (
@@ -11,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +31,8 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/buildinfo"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/kubeapi"
+	"github.com/vault-csi-provider/vault-csi-provider/internal/mountcmd"
+	"github.com/vault-csi-provider/vault-csi-provider/internal/wiring"
 	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
@@ -58,7 +65,11 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == mountcmd.Name {
+		os.Exit(runMount(os.Args[2:]))
+	}
 	klog.InitFlags(nil)
+	flag.CommandLine.Usage = usage(flag.CommandLine)
 	o, err := parseFlags(flag.CommandLine, os.Args[1:], os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -84,25 +95,27 @@ func main() {
 	klog.Flush()
 }
 
+// runMount runs `provider mount` and returns its exit status.
+func runMount(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	code := mountcmd.Main(ctx, args, mountcmd.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}, os.Getenv)
+	klog.Flush()
+	return code
+}
+
+func usage(fs *flag.FlagSet) func() {
+	return func() {
+		name := filepath.Base(fs.Name())
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]                 serve the provider API on -endpoint\n", name)
+		fmt.Fprintf(fs.Output(), "       %s mount [flags] SPC.yaml  mount a SecretProviderClass once, locally (%s mount -h)\n\nFlags:\n", name, name)
+		fs.PrintDefaults()
+	}
+}
+
 // parseFlags reads flags whose defaults come from the VAULT_* environment, so
 // the precedence is environment < flag < SecretProviderClass.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*options, error) {
-	envOr := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	envBool := func(name string) bool {
-		b, _ := strconv.ParseBool(getenv(name))
-		return b
-	}
-	envInt := func(name string, def int) int {
-		if n, err := strconv.Atoi(getenv(name)); err == nil {
-			return n
-		}
-		return def
-	}
 	o := &options{}
 	fs.StringVar(&o.endpoint, "endpoint", "/var/run/secrets-store-csi-providers/vault.sock", "Unix socket the driver connects to (path or unix:// URL)")
 	fs.StringVar(&o.healthAddr, "health-addr", ":8080", "address for /healthz, /readyz and /metrics; empty to disable")
@@ -122,22 +135,15 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.showVersion, "version", false, "print version and exit")
 
-	fs.StringVar(&o.defaults.VaultAddress, "vault-addr", envOr("VAULT_ADDR", "https://127.0.0.1:8200"), "default Vault address [$VAULT_ADDR]")
-	fs.StringVar(&o.defaults.AuthMountPath, "vault-mount", "kubernetes", "default Vault auth mount (kubernetes or jwt auth)")
-	fs.StringVar(&o.defaults.VaultNamespace, "vault-namespace", getenv("VAULT_NAMESPACE"), "default Vault Enterprise namespace [$VAULT_NAMESPACE]")
-	fs.StringVar(&o.defaults.TLS.CACert, "vault-tls-ca-cert", getenv("VAULT_CACERT"), "PEM CA certificate for Vault [$VAULT_CACERT]")
-	fs.StringVar(&o.defaults.TLS.CADirectory, "vault-tls-ca-directory", getenv("VAULT_CAPATH"), "directory of PEM CA certificates for Vault [$VAULT_CAPATH]")
-	fs.StringVar(&o.defaults.TLS.ServerName, "vault-tls-server-name", getenv("VAULT_TLS_SERVER_NAME"), "TLS server name for Vault [$VAULT_TLS_SERVER_NAME]")
-	fs.StringVar(&o.defaults.TLS.ClientCert, "vault-tls-client-cert", getenv("VAULT_CLIENT_CERT"), "client certificate for Vault mTLS [$VAULT_CLIENT_CERT]")
-	fs.StringVar(&o.defaults.TLS.ClientKey, "vault-tls-client-key", getenv("VAULT_CLIENT_KEY"), "client key for Vault mTLS [$VAULT_CLIENT_KEY]")
-	fs.BoolVar(&o.defaults.TLS.SkipTLSVerify, "vault-tls-skip-verify", envBool("VAULT_SKIP_VERIFY"), "do not verify Vault's certificate (insecure) [$VAULT_SKIP_VERIFY]")
-	fs.IntVar(&o.vaultOpts.MaxRetries, "vault-max-retries", envInt("VAULT_MAX_RETRIES", vault.DefaultOptions.MaxRetries), "retries of a Vault call on connection errors and 5xx [$VAULT_MAX_RETRIES]")
-	fs.DurationVar(&o.vaultOpts.Timeout, "vault-timeout", vault.DefaultOptions.Timeout, "timeout of one Vault HTTP attempt")
+	wiring.VaultFlags(fs, &o.defaults, &o.vaultOpts, getenv)
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
+		if fs.Arg(0) == mountcmd.Name {
+			return nil, fmt.Errorf("unexpected arguments: %q (the mount subcommand comes first: provider mount [flags] SPC.yaml)", fs.Args())
+		}
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if o.refresh <= 0 || o.refresh >= 1 {
@@ -169,22 +175,13 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	authn := &auth.Authenticator{}
-	if kube != nil { // a nil *kubeapi.Client in the interface would not compare nil
-		authn.Kube = kube
-	}
-	tokens := auth.NewTokenCache(authn, o.cacheSize)
-	tokens.RefreshFraction = o.refresh
-	p := &provider.Provider{
-		Defaults:         o.defaults,
-		Vault:            vault.NewPool(o.vaultOpts),
-		Auth:             authn,
-		Tokens:           tokens,
-		Leases:           &leasecache.Cache{RefreshFraction: o.refresh, MaxEntries: o.leaseSize},
-		Keys:             keys,
+	p := wiring.NewProvider(o.defaults, o.vaultOpts, wiring.Tuning{
+		CacheSize:        o.cacheSize,
+		LeaseCacheSize:   o.leaseSize,
+		RefreshFraction:  o.refresh,
 		FetchConcurrency: o.fetchConc,
 		MaxResponseBytes: o.maxResponse,
-	}
+	}, kube, keys)
 
 	lis, err := server.Listen(socket)
 	if err != nil {
@@ -238,15 +235,7 @@ func kubeClient(o *options) (*kubeapi.Client, error) {
 
 func keySource(o *options, kube *kubeapi.Client) (objversion.KeySource, error) {
 	if o.hmacKeyFile != "" {
-		b, err := os.ReadFile(o.hmacKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading -hmac-key-file: %w", err)
-		}
-		k, err := objversion.ParseKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("-hmac-key-file %s: %w", o.hmacKeyFile, err)
-		}
-		return k, nil
+		return wiring.ReadKeyFile(o.hmacKeyFile)
 	}
 	if kube != nil {
 		ns := o.hmacNamespace

@@ -185,6 +185,7 @@ func TestParseFlagsErrors(t *testing.T) {
 	}{
 		{"positional argument", []string{"serve"}, `unexpected arguments: ["serve"]`},
 		{"positional after flags", []string{"-debug", "extra", "more"}, `unexpected arguments: ["extra" "more"]`},
+		{"mount after server flags", []string{"-debug", "mount", "spc.yaml"}, "the mount subcommand comes first: provider mount [flags] SPC.yaml"},
 		{"unknown flag", []string{"-no-such-flag"}, "no-such-flag"},
 		{"bad duration", []string{"-shutdown-grace", "soon"}, "shutdown-grace"},
 		{"bad int", []string{"-fetch-concurrency", "many"}, "fetch-concurrency"},

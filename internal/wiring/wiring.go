@@ -1,0 +1,101 @@
+// Package wiring is what the provider's server (cmd/provider) and its
+// `provider mount` subcommand share: the Vault client flags with their VAULT_*
+// defaults, the HMAC key file format, and the construction of the
+// provider.Provider, so that both run the same Mount pipeline wired the same
+// way.
+package wiring
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/vault-csi-provider/vault-csi-provider/auth"
+	"github.com/vault-csi-provider/vault-csi-provider/config"
+	"github.com/vault-csi-provider/vault-csi-provider/internal/kubeapi"
+	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
+	"github.com/vault-csi-provider/vault-csi-provider/objversion"
+	"github.com/vault-csi-provider/vault-csi-provider/provider"
+	"github.com/vault-csi-provider/vault-csi-provider/vault"
+)
+
+// VaultFlags registers the Vault flags (-vault-addr, -vault-mount,
+// -vault-namespace, -vault-tls-*, -vault-max-retries, -vault-timeout) on fs.
+// Their defaults come from the VAULT_* environment read through getenv, so the
+// precedence is environment < flag < SecretProviderClass parameter.
+func VaultFlags(fs *flag.FlagSet, d *config.Defaults, o *vault.Options, getenv func(string) string) {
+	envOr := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	envBool := func(name string) bool {
+		b, _ := strconv.ParseBool(getenv(name))
+		return b
+	}
+	envInt := func(name string, def int) int {
+		if n, err := strconv.Atoi(getenv(name)); err == nil {
+			return n
+		}
+		return def
+	}
+	fs.StringVar(&d.VaultAddress, "vault-addr", envOr("VAULT_ADDR", "https://127.0.0.1:8200"), "default Vault address [$VAULT_ADDR]")
+	fs.StringVar(&d.AuthMountPath, "vault-mount", "kubernetes", "default Vault auth mount (kubernetes or jwt auth)")
+	fs.StringVar(&d.VaultNamespace, "vault-namespace", getenv("VAULT_NAMESPACE"), "default Vault Enterprise namespace [$VAULT_NAMESPACE]")
+	fs.StringVar(&d.TLS.CACert, "vault-tls-ca-cert", getenv("VAULT_CACERT"), "PEM CA certificate for Vault [$VAULT_CACERT]")
+	fs.StringVar(&d.TLS.CADirectory, "vault-tls-ca-directory", getenv("VAULT_CAPATH"), "directory of PEM CA certificates for Vault [$VAULT_CAPATH]")
+	fs.StringVar(&d.TLS.ServerName, "vault-tls-server-name", getenv("VAULT_TLS_SERVER_NAME"), "TLS server name for Vault [$VAULT_TLS_SERVER_NAME]")
+	fs.StringVar(&d.TLS.ClientCert, "vault-tls-client-cert", getenv("VAULT_CLIENT_CERT"), "client certificate for Vault mTLS [$VAULT_CLIENT_CERT]")
+	fs.StringVar(&d.TLS.ClientKey, "vault-tls-client-key", getenv("VAULT_CLIENT_KEY"), "client key for Vault mTLS [$VAULT_CLIENT_KEY]")
+	fs.BoolVar(&d.TLS.SkipTLSVerify, "vault-tls-skip-verify", envBool("VAULT_SKIP_VERIFY"), "do not verify Vault's certificate (insecure) [$VAULT_SKIP_VERIFY]")
+	fs.IntVar(&o.MaxRetries, "vault-max-retries", envInt("VAULT_MAX_RETRIES", vault.DefaultOptions.MaxRetries), "retries of a Vault call on connection errors and 5xx [$VAULT_MAX_RETRIES]")
+	fs.DurationVar(&o.Timeout, "vault-timeout", vault.DefaultOptions.Timeout, "timeout of one Vault HTTP attempt")
+}
+
+// Tuning are the provider's cache and limit settings.
+type Tuning struct {
+	CacheSize        int     // Vault tokens cached (-cache-size)
+	LeaseCacheSize   int     // leased answers cached (-lease-cache-size)
+	RefreshFraction  float64 // -refresh-fraction
+	FetchConcurrency int     // -fetch-concurrency
+	MaxResponseBytes int     // -max-response-bytes
+}
+
+// NewProvider wires a provider.Provider: a Vault client pool, an
+// Authenticator (which requests pod tokens through kube when the driver sent
+// none; kube may be nil), a token cache, a lease cache and the key source for
+// object versions.
+func NewProvider(d config.Defaults, vo vault.Options, t Tuning, kube *kubeapi.Client, keys objversion.KeySource) *provider.Provider {
+	authn := &auth.Authenticator{}
+	if kube != nil { // a nil *kubeapi.Client in the interface would not compare nil
+		authn.Kube = kube
+	}
+	tokens := auth.NewTokenCache(authn, t.CacheSize)
+	tokens.RefreshFraction = t.RefreshFraction
+	return &provider.Provider{
+		Defaults:         d,
+		Vault:            vault.NewPool(vo),
+		Auth:             authn,
+		Tokens:           tokens,
+		Leases:           &leasecache.Cache{RefreshFraction: t.RefreshFraction, MaxEntries: t.LeaseCacheSize},
+		Keys:             keys,
+		FetchConcurrency: t.FetchConcurrency,
+		MaxResponseBytes: t.MaxResponseBytes,
+	}
+}
+
+// ReadKeyFile reads an object-version HMAC key file (-hmac-key-file): 32 bytes,
+// raw, hex or base64. Errors name the file, never its contents.
+func ReadKeyFile(path string) (objversion.StaticKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading -hmac-key-file: %w", err)
+	}
+	k, err := objversion.ParseKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("-hmac-key-file %s: %w", path, err)
+	}
+	return k, nil
+}
