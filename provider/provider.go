@@ -123,10 +123,10 @@ func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 		return nil, err
 	}
 	answers, err := p.fetch(ctx, vc, tok, cfg, reqs)
-	if err != nil && p.Tokens != nil && forbidden(err) && tok.IssuedAt.Before(tokenStart) {
-		// A cached token may have been revoked or expired early; Vault
-		// says 403 either way. Log in again, once; the token's leases are
-		// gone with it.
+	if err != nil && p.Tokens != nil && forbidden(err) && tok.IssuedAt.Before(tokenStart) && !p.tokenAlive(ctx, vc, tok) {
+		// The cached token was revoked or expired early (Vault says 403
+		// for that and for a policy denial alike; lookup-self told them
+		// apart). Log in again, once; the token's leases are gone with it.
 		logger.V(2).Info("Vault refused a cached token; logging in again", "token", tok.String())
 		if p.Leases != nil {
 			p.Leases.ForgetCreator(tok.Accessor)
@@ -259,6 +259,14 @@ func (p *Provider) token(ctx context.Context, vc *vault.Client, cfg *config.Conf
 		return p.Tokens.Token(ctx, vc, cfg)
 	}
 	return p.Auth.Login(ctx, vc, cfg)
+}
+
+// tokenAlive asks Vault whether tok still works. A policy denial leaves it
+// alive: logging in again would only abandon a valid token (and its leases)
+// on every poll of a pod with a denied path.
+func (p *Provider) tokenAlive(ctx context.Context, vc *vault.Client, tok *vault.Token) bool {
+	err := vc.LookupSelf(ctx, tok)
+	return err == nil || !forbidden(err)
 }
 
 func forbidden(err error) bool {
