@@ -450,7 +450,8 @@ func (o *Object) splitPath() (splitPath, error) {
 	if i := strings.IndexByte(p, '?'); i >= 0 {
 		var err error
 		if q, err = url.ParseQuery(p[i+1:]); err != nil {
-			return splitPath{}, fmt.Errorf("secretPath %q has an invalid query: %v", o.SecretPath, err)
+			// The query may carry values meant for Vault only: name none.
+			return splitPath{}, fmt.Errorf("secretPath %q has a query that does not parse (values not shown)", shownPath(o.SecretPath))
 		}
 		p = p[:i]
 	}
@@ -458,19 +459,28 @@ func (o *Object) splitPath() (splitPath, error) {
 	p = strings.TrimPrefix(p, "v1/")
 	p = strings.Trim(p, "/")
 	if p == "" {
-		return splitPath{}, fmt.Errorf("secretPath %q names no Vault path", o.SecretPath)
+		return splitPath{}, fmt.Errorf("secretPath %q names no Vault path", shownPath(o.SecretPath))
 	}
 	if strings.ContainsAny(p, "\x00#") {
-		return splitPath{}, fmt.Errorf("secretPath %q contains a character Vault paths cannot have", o.SecretPath)
+		return splitPath{}, fmt.Errorf("secretPath %q contains a character Vault paths cannot have", shownPath(o.SecretPath))
 	}
 	// The Vault client joins paths with path.Join, which would resolve
 	// "secret/data/../../sys/x" to another API silently: refuse such paths.
 	for _, seg := range strings.Split(p, "/") {
 		if seg == "." || seg == ".." || seg == "" {
-			return splitPath{}, fmt.Errorf("secretPath %q has an empty, \".\" or \"..\" segment", o.SecretPath)
+			return splitPath{}, fmt.Errorf("secretPath %q has an empty, \".\" or \"..\" segment", shownPath(o.SecretPath))
 		}
 	}
 	return splitPath{path: p, query: q}, nil
+}
+
+// shownPath is a secretPath fit for messages: the path, without its query or
+// fragment, whose values may be secret arguments.
+func shownPath(p string) string {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		return p[:i] + "?…"
+	}
+	return p
 }
 
 // queryValues renders a secretArgs value as query parameter values: scalars

@@ -31,7 +31,7 @@ func TestParseObjectsErrors(t *testing.T) {
 		{"blank secretPath", "- objectName: a\n  secretPath: \"  \"\n", "secretPath is empty"},
 		{"secretPath only slashes", "- objectName: a\n  secretPath: /v1/\n", "names no Vault path"},
 		{"secretPath with fragment", "- objectName: a\n  secretPath: secret/a#b\n", "cannot have"},
-		{"secretPath bad query", "- objectName: a\n  secretPath: secret/a?x=%zz\n", "invalid query"},
+		{"secretPath bad query", "- objectName: a\n  secretPath: secret/a?x=%zz\n", "query that does not parse"},
 		{"duplicate objectName", "- objectName: a\n  secretPath: b\n- objectName: a\n  secretPath: c\n", `objects #1 and #2 both have objectName "a"`},
 		{"file/dir clash", "- objectName: a\n  secretPath: b\n- objectName: a/b\n  secretPath: c\n", `object "a" is a file, but object "a/b" needs it to be a directory`},
 		{"file/dir clash reversed, deep", "- objectName: a/b/c\n  secretPath: b\n- objectName: a\n  secretPath: c\n", `object "a" is a file, but object "a/b/c"`},

@@ -272,7 +272,59 @@ func (c *Client) Do(ctx context.Context, token string, r config.Request) (*Respo
 	if r.Method == http.MethodGet {
 		kind = "read"
 	}
-	return c.send(ctx, kind, op, req)
+	resp, err := c.send(ctx, kind, op, req)
+	var se *StatusError
+	if errors.As(err, &se) {
+		se.Errors = redact(se.Errors, requestValues(r))
+	}
+	return resp, err
+}
+
+// requestValues are the query values and body strings of r: what a pod
+// author passed as secretArgs or in a ?query, which Vault's error texts
+// quote ("common name X not allowed") and messages must not.
+func requestValues(r config.Request) []string {
+	var vals []string
+	for _, vs := range r.Query {
+		vals = append(vals, vs...)
+	}
+	if len(r.Body) > 0 {
+		var body any
+		if json.Unmarshal(r.Body, &body) == nil {
+			var walk func(any)
+			walk = func(v any) {
+				switch t := v.(type) {
+				case string:
+					vals = append(vals, t)
+				case map[string]any:
+					for _, e := range t {
+						walk(e)
+					}
+				case []any:
+					for _, e := range t {
+						walk(e)
+					}
+				}
+			}
+			walk(body)
+		}
+	}
+	return vals
+}
+
+// redact replaces every value of 3 bytes or more in msgs; shorter ones are
+// too common in prose to replace and too short to matter.
+func redact(msgs, values []string) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		for _, v := range values {
+			if len(v) >= 3 {
+				m = strings.ReplaceAll(m, v, "<redacted>")
+			}
+		}
+		out[i] = m
+	}
+	return out
 }
 
 func (c *Client) send(ctx context.Context, kind, op string, req *api.Request) (*Response, error) {
