@@ -193,9 +193,15 @@ func checkFileClashes(objs []Object) error {
 		if !o.Written() {
 			continue
 		}
-		for dir := path.Dir(o.ObjectName); dir != "."; dir = path.Dir(dir) {
-			if isFile := files[dir]; isFile {
-				return errorf("object %q is a file, but object %q needs it to be a directory: rename one of them", dir, o.ObjectName)
+		// Every parent is a prefix ending before a '/': substrings, so the
+		// check is linear in the name's length however deep it is.
+		name := o.ObjectName
+		for j := 0; j < len(name); j++ {
+			if name[j] != '/' {
+				continue
+			}
+			if dir := name[:j]; files[dir] {
+				return errorf("object %q is a file, but object %q needs it to be a directory: rename one of them", dir, name)
 			}
 		}
 	}
