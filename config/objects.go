@@ -51,7 +51,7 @@ type Object struct {
 	SecretKey  string `yaml:"secretKey,omitempty" json:"secretKey,omitempty"`
 	Method     string `yaml:"method,omitempty" json:"method,omitempty"`
 	// SecretArgs is the JSON body of a PUT/POST, or query parameters of a GET.
-	SecretArgs     map[string]any `yaml:"secretArgs,omitempty" json:"secretArgs,omitempty"`
+	SecretArgs     SecretArgs     `yaml:"secretArgs,omitempty" json:"secretArgs,omitempty"`
 	FilePermission FileMode       `yaml:"filePermission,omitempty" json:"filePermission,omitempty"`
 	Encoding       string         `yaml:"encoding,omitempty" json:"encoding,omitempty"`
 	// Template makes the object a file rendered (Go text/template) from the
@@ -85,6 +85,79 @@ func (o *Object) ParsedTemplate() (*tmpl.Template, error) {
 		return o.parsed, nil
 	}
 	return tmpl.Parse(o.ObjectName, o.Template)
+}
+
+// SecretArgs are an object's secretArgs. Scalars keep the type YAML gives
+// them, except timestamps: an unquoted 2030-01-01 is sent as written, not as
+// a Go time (which a GET would send JSON-quoted and both would rewrite).
+type SecretArgs map[string]any
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (a *SecretArgs) UnmarshalYAML(n *yaml.Node) error {
+	budget := maxArgNodes
+	v, err := argValue(n, 0, &budget)
+	if err != nil {
+		return err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("secretArgs must be a map of argument names to values")
+	}
+	*a = m
+	return nil
+}
+
+// Bounds on secretArgs, which YAML aliases could otherwise make cyclic or
+// exponentially large.
+const (
+	maxArgDepth = 32
+	maxArgNodes = 10000
+)
+
+func argValue(n *yaml.Node, depth int, budget *int) (any, error) {
+	*budget--
+	if depth > maxArgDepth || *budget < 0 {
+		return nil, fmt.Errorf("secretArgs is nested deeper than %d levels or larger than %d values", maxArgDepth, maxArgNodes)
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return argValue(n.Alias, depth+1, budget)
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			var k string
+			if err := n.Content[i].Decode(&k); err != nil {
+				return nil, fmt.Errorf("secretArgs keys must be strings: %v", err)
+			}
+			v, err := argValue(n.Content[i+1], depth+1, budget)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = v
+		}
+		return m, nil
+	case yaml.SequenceNode:
+		l := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := argValue(c, depth+1, budget)
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, v)
+		}
+		return l, nil
+	case yaml.ScalarNode:
+		if n.Tag == "!!timestamp" {
+			return n.Value, nil
+		}
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return nil, err
+		}
+		return v, nil
+	default:
+		return nil, fmt.Errorf("secretArgs holds an unsupported YAML value")
+	}
 }
 
 // FileMode is an object's filePermission. YAML integers are taken as written
