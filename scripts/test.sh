@@ -20,6 +20,18 @@ log "staticcheck"
 log "go test -race (unit + integration against Vault $("$VCP_VAULT_BIN" version | head -1))"
 go test -race -count=1 ./...
 
+# A bounded smoke run of every fuzz target (the seeds already ran above);
+# README "Fuzzing" has the long runs.
+fuzz_time=${VCP_FUZZ_TIME:-10s}
+log "fuzz smoke: every target for $fuzz_time"
+for target in ./config:FuzzParse ./config:FuzzParseObjects ./config:FuzzValidateFileName ./config:FuzzRequestKey \
+	./provider:FuzzRender ./internal/tmpl:FuzzTemplate; do
+	if ! go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzz_time" -fuzzminimizetime 5s "${target%%:*}" >"$CACHE_DIR/fuzz.log" 2>&1; then
+		tail -40 "$CACHE_DIR/fuzz.log" >&2
+		die "fuzz target $target failed (the crasher is kept under its testdata/fuzz)"
+	fi
+done
+
 log "container image (no engine needed)"
 "$ROOT_DIR/scripts/build-image.sh"
 
