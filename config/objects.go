@@ -51,9 +51,9 @@ type Object struct {
 	SecretKey  string `yaml:"secretKey,omitempty" json:"secretKey,omitempty"`
 	Method     string `yaml:"method,omitempty" json:"method,omitempty"`
 	// SecretArgs is the JSON body of a PUT/POST, or query parameters of a GET.
-	SecretArgs     SecretArgs     `yaml:"secretArgs,omitempty" json:"secretArgs,omitempty"`
-	FilePermission FileMode       `yaml:"filePermission,omitempty" json:"filePermission,omitempty"`
-	Encoding       string         `yaml:"encoding,omitempty" json:"encoding,omitempty"`
+	SecretArgs     SecretArgs `yaml:"secretArgs,omitempty" json:"secretArgs,omitempty"`
+	FilePermission FileMode   `yaml:"filePermission,omitempty" json:"filePermission,omitempty"`
+	Encoding       string     `yaml:"encoding,omitempty" json:"encoding,omitempty"`
 	// Template makes the object a file rendered (Go text/template) from the
 	// values of the class's other objects, instead of a Vault read.
 	Template string `yaml:"template,omitempty" json:"template,omitempty"`
