@@ -43,6 +43,10 @@ const (
 	AttrServiceAccountToks = "csi.storage.k8s.io/serviceAccount.tokens"
 )
 
+// maxVaultAddresses bounds the failover list: each address may cost a
+// connection attempt within one Mount's deadline.
+const maxVaultAddresses = 5
+
 // DefaultAudience is the audience whose driver-issued token is used when the
 // SecretProviderClass sets none (the CSIDriver's tokenRequests audience).
 const DefaultAudience = "vault"
@@ -94,7 +98,12 @@ type Pod struct {
 
 // Config is one validated Mount request.
 type Config struct {
-	VaultAddress   string
+	// VaultAddress is the Vault address this Mount talks to: the first of
+	// VaultAddresses until the provider fails over to another.
+	VaultAddress string
+	// VaultAddresses are the addresses vaultAddress (or -vault-addr) lists,
+	// comma-separated, in the order they are tried.
+	VaultAddresses []string
 	VaultNamespace string
 	AuthMountPath  string // without the "auth/" prefix, e.g. "kubernetes"
 	RoleName       string
@@ -164,9 +173,23 @@ func Parse(attributesJSON, secretsJSON, permissionJSON string, d Defaults) (*Con
 	if c.VaultAddress == "" {
 		return nil, errorf("no Vault address: set parameter %q or the provider's -vault-addr flag", ParamVaultAddress)
 	}
-	if err := checkAddress(c.VaultAddress); err != nil {
-		return nil, err
+	for _, a := range strings.Split(c.VaultAddress, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if err := checkAddress(a); err != nil {
+			return nil, err
+		}
+		c.VaultAddresses = append(c.VaultAddresses, a)
 	}
+	if len(c.VaultAddresses) == 0 {
+		return nil, errorf("no Vault address: set parameter %q or the provider's -vault-addr flag", ParamVaultAddress)
+	}
+	if len(c.VaultAddresses) > maxVaultAddresses {
+		return nil, errorf("parameter %q lists %d addresses; at most %d are tried", ParamVaultAddress, len(c.VaultAddresses), maxVaultAddresses)
+	}
+	c.VaultAddress = c.VaultAddresses[0]
 	if v, ok := attrs[ParamVaultNamespace]; ok {
 		c.VaultNamespace = v
 	}

@@ -129,6 +129,9 @@ func argValue(n *yaml.Node, depth int, budget *int) (any, error) {
 			if err := n.Content[i].Decode(&k); err != nil {
 				return nil, fmt.Errorf("secretArgs keys must be strings: %v", err)
 			}
+			if _, dup := m[k]; dup {
+				return nil, fmt.Errorf("secretArgs key %q appears twice", k)
+			}
 			v, err := argValue(n.Content[i+1], depth+1, budget)
 			if err != nil {
 				return nil, err

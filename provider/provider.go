@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,7 +93,7 @@ func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 	logger := klog.FromContext(ctx).WithValues(
 		"pod", klog.KRef(cfg.Pod.Namespace, cfg.Pod.Name),
 		"role", cfg.RoleName,
-		"vault", cfg.VaultAddress,
+		"vault", strings.Join(cfg.VaultAddresses, ","),
 	)
 	ctx = klog.NewContext(ctx, logger)
 
@@ -111,31 +113,8 @@ func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 	if err != nil {
 		return nil, &internalError{fmt.Errorf("object versions unavailable: %w", err)}
 	}
-	vc, err := p.Vault.Client(vault.Target{Address: cfg.VaultAddress, Namespace: cfg.VaultNamespace, TLS: cfg.TLS})
-	if err != nil {
-		return nil, err
-	}
-
 	start := time.Now()
-	tokenStart := p.now() // on the token cache's clock
-	tok, err := p.token(ctx, vc, cfg)
-	if err != nil {
-		return nil, err
-	}
-	answers, err := p.fetch(ctx, vc, tok, cfg, reqs)
-	if err != nil && p.Tokens != nil && forbidden(err) && tok.IssuedAt.Before(tokenStart) && !p.tokenAlive(ctx, vc, tok) {
-		// The cached token was revoked or expired early (Vault says 403
-		// for that and for a policy denial alike; lookup-self told them
-		// apart). Log in again, once; the token's leases are gone with it.
-		logger.V(2).Info("Vault refused a cached token; logging in again", "token", tok.String())
-		if p.Leases != nil {
-			p.Leases.ForgetCreator(tok.Accessor)
-		}
-		if tok, err = p.Tokens.Relogin(ctx, vc, cfg, tok); err != nil {
-			return nil, err
-		}
-		answers, err = p.fetch(ctx, vc, tok, cfg, reqs)
-	}
+	answers, err := p.fetchWithFailover(ctx, cfg, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +231,83 @@ func (p *Provider) respond(ctx context.Context, cfg *config.Config, reqs []confi
 		resp.ObjectVersion = append(resp.ObjectVersion, &pb.ObjectVersion{Id: obj.ObjectName, Version: version})
 	}
 	return resp, total, nil
+}
+
+// fetchWithFailover tries the Vault addresses in order: on a connection
+// error or a 5xx (sealed, standby without forwarding, overloaded) the next
+// one is tried, within the Mount's deadline; a 4xx is Vault's answer and
+// final. Tokens and leases stay per address (the identity includes it).
+func (p *Provider) fetchWithFailover(ctx context.Context, cfg *config.Config, reqs []config.Request) (map[string]*vault.Response, error) {
+	logger := klog.FromContext(ctx)
+	var lastErr error
+	for i, addr := range cfg.VaultAddresses {
+		at := *cfg
+		at.VaultAddress = addr
+		answers, err := p.fetchFrom(ctx, &at, reqs)
+		if err == nil {
+			metrics.VaultAddressServed.WithLabelValues(position(i)).Inc()
+			return answers, nil
+		}
+		if !failover(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		if i == len(cfg.VaultAddresses)-1 {
+			if i == 0 {
+				return nil, err
+			}
+			return nil, fmt.Errorf("all %d Vault addresses failed; the last: %w", len(cfg.VaultAddresses), err)
+		}
+		logger.Info("Vault address failed; trying the next one", "address", addr, "next", cfg.VaultAddresses[i+1], "err", err)
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// position is a bounded label for the address that served: pod authors
+// choose addresses, so they cannot be label values.
+func position(i int) string {
+	if i > 3 {
+		return "4+"
+	}
+	return strconv.Itoa(i)
+}
+
+// failover tells errors another Vault address may not have.
+func failover(err error) bool {
+	var ue *vault.UnreachableError
+	if errors.As(err, &ue) {
+		return true
+	}
+	var se *vault.StatusError
+	return errors.As(err, &se) && se.StatusCode >= 500
+}
+
+// fetchFrom authenticates at cfg.VaultAddress and makes the object reads.
+func (p *Provider) fetchFrom(ctx context.Context, cfg *config.Config, reqs []config.Request) (map[string]*vault.Response, error) {
+	vc, err := p.Vault.Client(vault.Target{Address: cfg.VaultAddress, Namespace: cfg.VaultNamespace, TLS: cfg.TLS})
+	if err != nil {
+		return nil, err
+	}
+	tokenStart := p.now() // on the token cache's clock
+	tok, err := p.token(ctx, vc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	answers, err := p.fetch(ctx, vc, tok, cfg, reqs)
+	if err != nil && p.Tokens != nil && forbidden(err) && tok.IssuedAt.Before(tokenStart) && !p.tokenAlive(ctx, vc, tok) {
+		// The cached token was revoked or expired early (Vault says 403
+		// for that and for a policy denial alike; lookup-self told them
+		// apart). Log in again, once; the token's leases are gone with it.
+		klog.FromContext(ctx).V(2).Info("Vault refused a cached token; logging in again", "token", tok.String())
+		if p.Leases != nil {
+			p.Leases.ForgetCreator(tok.Accessor)
+		}
+		if tok, err = p.Tokens.Relogin(ctx, vc, cfg, tok); err != nil {
+			return nil, err
+		}
+		answers, err = p.fetch(ctx, vc, tok, cfg, reqs)
+	}
+	return answers, err
 }
 
 func (p *Provider) token(ctx context.Context, vc *vault.Client, cfg *config.Config) (*vault.Token, error) {

@@ -69,6 +69,14 @@ var (
 		Help:      "Entries in the provider's caches.",
 	}, []string{"cache"})
 
+	// VaultAddressServed counts Mounts by the position, in the failover
+	// list, of the Vault address that served them (0 = the first).
+	VaultAddressServed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "vault_address_served_total",
+		Help:      "Mounts served, by position of the Vault address in the failover list (0 is the first).",
+	}, []string{"position"})
+
 	// Objects counts objects rendered into files.
 	Objects = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace,
@@ -82,6 +90,6 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		GRPCRequests, GRPCDuration, VaultRequests, VaultDuration, Objects,
-		TokenCache, LeaseCache, CachedEntries,
+		TokenCache, LeaseCache, CachedEntries, VaultAddressServed,
 	)
 }
