@@ -46,3 +46,21 @@ build_cached() {
 	log "built $name in $((SECONDS - start))s"
 	echo "$out"
 }
+
+# install_cached NAME VERSION PKG: `go install PKG@VERSION` (a tool from the
+# Go module proxy, no binary download) into $BIN_CACHE/NAME-VERSION, once;
+# prints the binary's path.
+install_cached() {
+	local name=$1 version=$2 pkg=$3
+	local out="$BIN_CACHE/$name-$version"
+	if [[ ! -x $out ]]; then
+		log "building $name $version (cached afterwards in $out)"
+		local tmp
+		tmp=$(mktemp -d)
+		GOBIN="$tmp" GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "$pkg@$version" >&2 ||
+			{ rm -rf "$tmp"; die "building $name failed"; }
+		mv "$tmp/$(basename "$pkg")" "$out"
+		rm -rf "$tmp"
+	fi
+	echo "$out"
+}
