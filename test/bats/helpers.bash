@@ -143,7 +143,12 @@ start_driver() {
 
 start_provider() {
 	local port
-	port=$(free_port)
+	# A restart keeps the health port: later test files still know it.
+	if [[ -n ${PROVIDER_HEALTH:-} ]]; then
+		port=${PROVIDER_HEALTH##*:}
+	else
+		port=$(free_port)
+	fi
 	PROVIDER_HEALTH="http://127.0.0.1:$port"
 	export PROVIDER_HEALTH
 	start_bg provider "$E2E_STATE_DIR/logs/provider.log" env -u VAULT_TOKEN -u VAULT_ADDR "$PROVIDER_BIN" \
