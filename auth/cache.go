@@ -12,13 +12,14 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
+	"github.com/vault-csi-provider/vault-csi-provider/internal/lifetime"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/metrics"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
 
 // DefaultRefreshFraction is the share of a token's or lease's lifetime after
 // which it is renewed or replaced.
-const DefaultRefreshFraction = 2.0 / 3.0
+const DefaultRefreshFraction = lifetime.DefaultFraction
 
 // Identity is everything a Vault token stands for. Tokens are cached per
 // Identity, so two pods never share one, and neither do two Vault servers,
@@ -101,19 +102,11 @@ func NewTokenCache(a *Authenticator, size int) *TokenCache {
 	return &TokenCache{Auth: a, Size: size, RefreshFraction: DefaultRefreshFraction}
 }
 
-func (c *TokenCache) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
+func (c *TokenCache) policy() lifetime.Policy {
+	return lifetime.Policy{Fraction: c.RefreshFraction, Now: c.Now}
 }
 
-func (c *TokenCache) fraction() float64 {
-	if c.RefreshFraction <= 0 || c.RefreshFraction >= 1 {
-		return DefaultRefreshFraction
-	}
-	return c.RefreshFraction
-}
+func (c *TokenCache) now() time.Time { return c.policy().Time() }
 
 // Token returns a usable Vault token for the identity cfg describes.
 func (c *TokenCache) Token(ctx context.Context, vc *vault.Client, cfg *config.Config) (*vault.Token, error) {
@@ -177,8 +170,7 @@ func (c *TokenCache) fresh(e *tokenEntry) bool {
 	if e.tok.TTL <= 0 {
 		return true // a token without expiry
 	}
-	age := c.now().Sub(e.tok.IssuedAt)
-	return age < time.Duration(c.fraction()*float64(e.tok.TTL))
+	return c.policy().Fresh(e.tok.IssuedAt, e.tok.TTL)
 }
 
 func (c *TokenCache) renew(ctx context.Context, vc *vault.Client, e *tokenEntry) (*vault.Token, bool) {
@@ -189,7 +181,7 @@ func (c *TokenCache) renew(ctx context.Context, vc *vault.Client, e *tokenEntry)
 	}
 	// Near its max TTL Vault grants less than asked; then a new login beats
 	// a token (and leases under it) that expires soon.
-	if tok.TTL < time.Duration((1-c.fraction())*float64(e.loginTTL)) {
+	if c.policy().ShortRenewal(tok.TTL, e.loginTTL) {
 		return nil, false
 	}
 	tok.IssuedAt = c.now()

@@ -21,12 +21,13 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
+	"github.com/vault-csi-provider/vault-csi-provider/internal/lifetime"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/metrics"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
 
-// DefaultRefreshFraction matches the token cache.
-const DefaultRefreshFraction = 2.0 / 3.0
+// DefaultRefreshFraction is the token cache's: both follow lifetime.Policy.
+const DefaultRefreshFraction = lifetime.DefaultFraction
 
 // DefaultMaxEntries bounds the cache when MaxEntries is zero.
 const DefaultMaxEntries = 10000
@@ -66,19 +67,11 @@ const (
 	Read    Outcome = "read"    // uncacheable answer, read from Vault
 )
 
-func (c *Cache) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
+func (c *Cache) policy() lifetime.Policy {
+	return lifetime.Policy{Fraction: c.RefreshFraction, Now: c.Now}
 }
 
-func (c *Cache) fraction() float64 {
-	if c.RefreshFraction <= 0 || c.RefreshFraction >= 1 {
-		return DefaultRefreshFraction
-	}
-	return c.RefreshFraction
-}
+func (c *Cache) now() time.Time { return c.policy().Time() }
 
 // Fetch returns the answer to req for identity, from the cache when it holds
 // a fresh one.
@@ -151,7 +144,7 @@ func (c *Cache) refreshAt(e *entry, current *vault.Token) time.Time {
 			}
 		}
 	}
-	return end.Add(-time.Duration((1 - c.fraction()) * float64(life)))
+	return end.Add(-c.policy().Margin(life))
 }
 
 // ForgetCreator drops every credential created under the token with this
@@ -178,7 +171,7 @@ func (c *Cache) renew(ctx context.Context, vc *vault.Client, tok *vault.Token, k
 	}
 	// Near the lease's max TTL Vault grants less than asked: replace the
 	// credential while the old one still works.
-	if l.Duration < time.Duration((1-c.fraction())*float64(e.origTTL)) {
+	if c.policy().ShortRenewal(l.Duration, e.origTTL) {
 		return false
 	}
 	renewed := *e
