@@ -201,9 +201,9 @@ func versions(resp *pb.MountResponse) map[string]string {
 }
 
 func TestMountAllKeysAndTemplates(t *testing.T) {
-	fv := newFakeVault(t)
-	fv.setKV("kv/app", map[string]any{"b": "2", "a": "1", "n": json.Number("7")})
-	p := newProvider(fv)
+	v := newVault(t)
+	v.PutKV("kv/app", map[string]any{"b": "2", "a": "1", "n": json.Number("7")})
+	p := newProvider(v)
 	req := mountRequest(t, `
 - objectName: first
   secretPath: secret/data/app
@@ -236,7 +236,7 @@ func TestMountAllKeysAndTemplates(t *testing.T) {
 	want := []string{
 		"first=app-user",
 		"app/a=1", "app/b=2", "app/n=7",
-		"conf/db.ini=user=v-1\npassword=p-1\napp=12 first=app-user\n",
+		"conf/db.ini=user=v-r-1\npassword=p-r-1\napp=12 first=app-user\n",
 		"last=5432",
 	}
 	if got := files(resp); strings.Join(got, "|") != strings.Join(want, "|") {
@@ -264,26 +264,25 @@ func TestMountAllKeysAndTemplates(t *testing.T) {
 		t.Errorf("versions for %v", ids)
 	}
 	// The unwritten objects were read (once: they share the request).
-	if n := fv.count("GET /v1/database/creds/r"); n != 1 {
+	if n := v.Count("GET", "database/creds/r"); n != 1 {
 		t.Errorf("%d database credential reads, want 1", n)
 	}
 }
 
 func TestMountAllKeysVersion(t *testing.T) {
-	fv := newFakeVault(t)
-	p := newProvider(fv)
+	v := newVault(t)
+	p := newProvider(v)
 	objects := "- {objectName: app, secretPath: kv/app, secretKey: \"*\"}\n- {objectName: other, secretPath: kv/other, secretKey: \"*\"}\n"
 	mount := func(data map[string]any) string {
 		t.Helper()
-		fv.setKV("kv/app", data)
+		v.PutKV("kv/app", data)
 		resp, err := p.Mount(context.Background(), mountRequest(t, objects, true))
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := versions(resp)
-		return v["app"]
+		return versions(resp)["app"]
 	}
-	fv.setKV("kv/other", map[string]any{"x": "1"})
+	v.PutKV("kv/other", map[string]any{"x": "1"})
 	base := mount(map[string]any{"a": "1", "b": "2"})
 	// Go randomises map iteration: repeat to catch order dependence.
 	for i := 0; i < 20; i++ {
@@ -314,12 +313,12 @@ func TestMountAllKeysVersion(t *testing.T) {
 // A template's version follows its rendered bytes: a change to an input it
 // does not use changes nothing.
 func TestMountTemplateVersion(t *testing.T) {
-	fv := newFakeVault(t)
-	p := newProvider(fv)
+	v := newVault(t)
+	p := newProvider(v)
 	objects := "- {objectName: in, secretPath: kv/in, secretKey: \"*\", writeFile: false}\n- {objectName: out, template: '{{ .Values.in.used }}'}\n"
 	mount := func(data map[string]any) *pb.MountResponse {
 		t.Helper()
-		fv.setKV("kv/in", data)
+		v.PutKV("kv/in", data)
 		resp, err := p.Mount(context.Background(), mountRequest(t, objects, true))
 		if err != nil {
 			t.Fatal(err)
@@ -419,11 +418,11 @@ func TestMountAllKeysAndTemplateErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fv := newFakeVault(t)
+			v := newVault(t)
 			for path, data := range tt.kv {
-				fv.setKV(path, data)
+				v.PutKV(path, data)
 			}
-			p := newProvider(fv)
+			p := newProvider(v)
 			p.MaxResponseBytes = tt.maxResp
 			_, err := p.Mount(context.Background(), mountRequest(t, tt.objects, true))
 			if got := status.Code(err); got != tt.want {
@@ -440,8 +439,8 @@ func TestMountAllKeysAndTemplateErrors(t *testing.T) {
 					t.Errorf("message %q contains %q", msg, w)
 				}
 			}
-			if tt.noVault && fv.total() != 0 {
-				t.Errorf("Vault was called %d times, want none", fv.total())
+			if n := len(v.Calls()); tt.noVault && n != 0 {
+				t.Errorf("Vault was called %d times, want none", n)
 			}
 		})
 	}

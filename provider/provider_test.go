@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -20,6 +18,7 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
+	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
 )
 
 func TestCheckSize(t *testing.T) {
@@ -78,120 +77,29 @@ func TestCheckSize(t *testing.T) {
 	}
 }
 
-// fakeVault is a minimal Vault: kubernetes login, a KV v2 secret, a
-// dynamic credential, a forbidden path and a value that is not hex.
-type fakeVault struct {
-	*httptest.Server
-	mu    sync.Mutex
-	calls map[string]int
-	creds int
-	// kv are further KV v1 secrets by API path ("/v1/kv/x"), set by tests.
-	kv map[string]map[string]any
-}
+const podJWT = "pod-jwt"
 
-// setKV stores a KV v1 secret the fake serves at /v1/<path>.
-func (fv *fakeVault) setKV(path string, data map[string]any) {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	if fv.kv == nil {
-		fv.kv = map[string]map[string]any{}
-	}
-	fv.kv["/v1/"+path] = data
-}
-
-const (
-	podJWT     = "pod-jwt"
-	vaultToken = "hvs.pod-token"
-)
-
-func newFakeVault(t *testing.T) *fakeVault {
+// newVault is the Vault these tests mount from: kubernetes login as role
+// "app" with podJWT only, a KV v2 secret, a value that is not hex, and a
+// path the role's policy denies. Database credentials are the fake's
+// (v-r-1/p-r-1 for the first of database/creds/r).
+func newVault(t *testing.T) *vaulttest.Server {
 	t.Helper()
-	fv := &fakeVault{calls: map[string]int{}}
-	fv.Server = httptest.NewServer(http.HandlerFunc(fv.serve))
-	t.Cleanup(fv.Close)
-	return fv
-}
-
-func (fv *fakeVault) count(key string) int {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	return fv.calls[key]
-}
-
-func (fv *fakeVault) total() int {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	n := 0
-	for _, c := range fv.calls {
-		n += c
-	}
-	return n
-}
-
-func (fv *fakeVault) serve(w http.ResponseWriter, r *http.Request) {
-	fv.mu.Lock()
-	fv.calls[r.Method+" "+r.URL.Path]++
-	fv.mu.Unlock()
-	reply := func(code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	denied := map[string]any{"errors": []string{"1 error occurred:\n\t* permission denied\n\n"}}
-	if r.URL.Path == "/v1/auth/kubernetes/login" {
-		var body struct{ Role, JWT string }
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		if body.JWT != podJWT || body.Role != "app" {
-			reply(http.StatusForbidden, denied)
-			return
-		}
-		reply(200, map[string]any{"auth": map[string]any{"client_token": vaultToken, "accessor": "acc", "lease_duration": 300, "renewable": true}})
-		return
-	}
-	if r.Header.Get("X-Vault-Token") != vaultToken {
-		reply(http.StatusForbidden, denied)
-		return
-	}
-	switch r.URL.Path {
-	case "/v1/secret/data/app":
-		reply(200, map[string]any{
-			"request_id": fmt.Sprintf("req-%d", fv.count("GET /v1/secret/data/app")),
-			"data": map[string]any{
-				"data":     map[string]any{"username": "app-user", "port": 5432},
-				"metadata": map[string]any{"version": 1, "created_time": "2024-01-01T00:00:00Z"},
-			},
-		})
-	case "/v1/database/creds/r":
-		fv.mu.Lock()
-		fv.creds++
-		n := fv.creds
-		fv.mu.Unlock()
-		reply(200, map[string]any{
-			"lease_id":       fmt.Sprintf("database/creds/r/%d", n),
-			"lease_duration": 3600,
-			"data":           map[string]any{"username": fmt.Sprintf("v-%d", n), "password": fmt.Sprintf("p-%d", n)},
-		})
-	case "/v1/hexbad":
-		reply(200, map[string]any{"data": map[string]any{"k": "s3cr3tZZ"}})
-	default:
-		fv.mu.Lock()
-		data, ok := fv.kv[r.URL.Path]
-		fv.mu.Unlock()
-		if ok {
-			reply(200, map[string]any{"request_id": "r", "data": data})
-			return
-		}
-		reply(http.StatusForbidden, denied)
-	}
+	v := vaulttest.New(t)
+	v.EnableAuth("kubernetes").Role("app", vaulttest.Role{JWTs: []string{podJWT}, TTL: 5 * time.Minute})
+	v.PutKV2("secret/data/app", map[string]any{"username": "app-user", "port": 5432})
+	v.PutKV("hexbad", map[string]any{"k": "s3cr3tZZ"})
+	v.Deny("secret/data/other")
+	return v
 }
 
 type failingKeys struct{}
 
 func (failingKeys) Key(context.Context) ([]byte, error) { return nil, errors.New("no key today") }
 
-func newProvider(fv *fakeVault) *Provider {
+func newProvider(v *vaulttest.Server) *Provider {
 	return &Provider{
-		Defaults: config.Defaults{VaultAddress: fv.URL, AuthMountPath: "kubernetes"},
+		Defaults: config.Defaults{VaultAddress: v.URL(), AuthMountPath: "kubernetes"},
 		Vault:    vault.NewPool(vault.Options{MaxRetries: 0}),
 		Auth:     &auth.Authenticator{},
 		Keys:     objversion.StaticKey([]byte("0123456789abcdef0123456789abcdef")),
@@ -217,8 +125,8 @@ func mountRequest(t *testing.T, objects string, withToken bool) *pb.MountRequest
 }
 
 func TestMount(t *testing.T) {
-	fv := newFakeVault(t)
-	p := newProvider(fv)
+	v := newVault(t)
+	p := newProvider(v)
 	req := mountRequest(t, `
 - objectName: user
   secretPath: secret/data/app
@@ -245,8 +153,8 @@ func TestMount(t *testing.T) {
 	}{
 		{"user", "app-user", 0o644},
 		{"port", "5432", 0o644},
-		{"db/username", "v-1", 0o644},
-		{"db/password", "p-1", 0o400},
+		{"db/username", "v-r-1", 0o644},
+		{"db/password", "p-r-1", 0o400},
 	}
 	if len(resp.Files) != len(want) || len(resp.ObjectVersion) != len(want) {
 		t.Fatalf("got %d files and %d versions, want %d", len(resp.Files), len(resp.ObjectVersion), len(want))
@@ -263,13 +171,13 @@ func TestMount(t *testing.T) {
 	}
 	// One login, one read per distinct request: the two database objects
 	// share one credential, and both spellings of the KV path one read.
-	if n := fv.count("PUT /v1/auth/kubernetes/login") + fv.count("POST /v1/auth/kubernetes/login"); n != 1 {
+	if n := v.Count("", "auth/kubernetes/login"); n != 1 {
 		t.Errorf("%d logins, want 1", n)
 	}
-	if n := fv.count("GET /v1/database/creds/r"); n != 1 {
+	if n := v.Count("GET", "database/creds/r"); n != 1 {
 		t.Errorf("%d database credential reads, want 1", n)
 	}
-	if n := fv.count("GET /v1/secret/data/app"); n != 1 {
+	if n := v.Count("GET", "secret/data/app"); n != 1 {
 		t.Errorf("%d KV reads, want 1", n)
 	}
 
@@ -357,8 +265,8 @@ func TestMountErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fv := newFakeVault(t)
-			p := newProvider(fv)
+			v := newVault(t)
+			p := newProvider(v)
 			if tt.keys != nil {
 				p.Keys = tt.keys
 			}
@@ -378,16 +286,16 @@ func TestMountErrors(t *testing.T) {
 					t.Errorf("message %q contains %q", msg, w)
 				}
 			}
-			if tt.wantNoCall && fv.total() != 0 {
-				t.Errorf("Vault was called %d times, want none", fv.total())
+			if n := len(v.Calls()); tt.wantNoCall && n != 0 {
+				t.Errorf("Vault was called %d times, want none", n)
 			}
 		})
 	}
 }
 
 func TestMountLoginRefused(t *testing.T) {
-	fv := newFakeVault(t)
-	p := newProvider(fv)
+	v := newVault(t)
+	p := newProvider(v)
 	req := mountRequest(t, "- objectName: a\n  secretPath: secret/data/app\n", false)
 	var a map[string]string
 	_ = json.Unmarshal([]byte(req.Attributes), &a)
@@ -402,7 +310,41 @@ func TestMountLoginRefused(t *testing.T) {
 	if msg := status.Convert(err).Message(); !strings.Contains(msg, `role "app"`) || strings.Contains(msg, "wrong-jwt") {
 		t.Errorf("message %q should name the role and not the JWT", msg)
 	}
-	if n := fv.count("GET /v1/secret/data/app"); n != 0 {
+	if n := v.Count("GET", "secret/data/app"); n != 0 {
 		t.Errorf("secret read %d times after a refused login", n)
+	}
+}
+
+// One Mount never has more than FetchConcurrency Vault calls in flight.
+func TestMountFetchConcurrency(t *testing.T) {
+	for _, tt := range []struct{ set, want int }{{0, DefaultFetchConcurrency}, {3, 3}} {
+		t.Run(fmt.Sprint(tt.set), func(t *testing.T) {
+			v := newVault(t)
+			var objects strings.Builder
+			for i := range 10 {
+				v.PutKV(fmt.Sprintf("kv/s%d", i), map[string]any{"k": "v"})
+				fmt.Fprintf(&objects, "- {objectName: s%d, secretPath: kv/s%d, secretKey: k}\n", i, i)
+			}
+			p := newProvider(v)
+			p.FetchConcurrency = tt.set
+			release := v.Hold("kv/")
+			done := make(chan error, 1)
+			go func() {
+				_, err := p.Mount(context.Background(), mountRequest(t, objects.String(), true))
+				done <- err
+			}()
+			vaulttest.Eventually(t, "the reads to arrive", func() bool { return v.InFlight() >= tt.want })
+			time.Sleep(20 * time.Millisecond) // room for reads over the limit to arrive
+			release()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if got := v.MaxInFlight(); got != tt.want {
+				t.Errorf("%d Vault calls in flight at once, want %d", got, tt.want)
+			}
+			if n := v.Count("GET", "kv/"); n != 10 {
+				t.Errorf("%d reads, want 10", n)
+			}
+		})
 	}
 }
