@@ -25,6 +25,7 @@ import (
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/spcfile"
+	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
 )
 
 // makeJWT builds a compact JWT with these claims (unsigned: Vault verifies,
@@ -678,73 +679,21 @@ func TestSecretObjectWarnings(t *testing.T) {
 	}
 }
 
-// fakeVault answers jwt logins for role "app" with the token want, KV v2
-// reads of secret/data/app, leased reads of database/creds/app, and records
-// every request.
-type fakeVault struct {
-	*httptest.Server
-	jwt string
-
-	mu    sync.Mutex
-	calls []string // "METHOD path"
+// newVault is a Vault with jwt auth for role "app" (this JWT only), a KV
+// v2 secret at secret/data/app and database credentials at
+// database/creds/app (the first is v-app-1); the role's policy denies
+// secret/data/other.
+func newVault(t *testing.T, jwt string) *vaulttest.Server {
+	v := vaulttest.New(t)
+	v.EnableAuth("jwt").Role("app", vaulttest.Role{JWTs: []string{jwt}, TTL: time.Hour})
+	v.PutKV2("secret/data/app", map[string]any{"password": "s3cr3t-pw", "username": "app"})
+	v.Deny("secret/data/other")
+	return v
 }
 
-func newFakeVault(t *testing.T, jwt string) *fakeVault {
-	fv := &fakeVault{jwt: jwt}
-	fv.Server = httptest.NewServer(fv)
-	t.Cleanup(fv.Close)
-	return fv
-}
-
-func (fv *fakeVault) requests() []string {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	return append([]string(nil), fv.calls...)
-}
-
-func (fv *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := strings.TrimPrefix(r.URL.Path, "/v1/")
-	fv.mu.Lock()
-	fv.calls = append(fv.calls, r.Method+" "+path)
-	fv.mu.Unlock()
-	reply := func(code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	fail := func(code int, msg string) { reply(code, map[string]any{"errors": []string{msg}}) }
-	if path == "auth/jwt/login" {
-		var body struct{ Role, JWT string }
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		switch {
-		case body.Role != "app":
-			fail(http.StatusBadRequest, fmt.Sprintf("role %q could not be found", body.Role))
-		case body.JWT != fv.jwt:
-			fail(http.StatusBadRequest, "error validating token")
-		default:
-			reply(200, map[string]any{"auth": map[string]any{"client_token": "hvs.test-token", "accessor": "acc-1", "lease_duration": 3600, "renewable": true}})
-		}
-		return
-	}
-	if r.Header.Get("X-Vault-Token") != "hvs.test-token" {
-		fail(http.StatusForbidden, "permission denied")
-		return
-	}
-	switch path {
-	case "secret/data/app":
-		reply(200, map[string]any{"data": map[string]any{
-			"data":     map[string]any{"password": "s3cr3t-pw", "username": "app"},
-			"metadata": map[string]any{"version": 3, "created_time": "2030-01-01T00:00:00Z", "deletion_time": "", "destroyed": false},
-		}})
-	case "database/creds/app":
-		reply(200, map[string]any{"lease_id": "database/creds/app/l1", "lease_duration": 3600, "renewable": true,
-			"data": map[string]any{"username": "v-app-1", "password": "db-pw"}})
-	case "auth/token/revoke-self":
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		fail(http.StatusForbidden, "permission denied")
-	}
-}
+// fakeVaultURL stands for the URL of each subtest's fake Vault in
+// arguments and environment.
+const fakeVaultURL = "<fake Vault URL>"
 
 // fakeKube is an API server answering TokenRequests for apps/app with jwt,
 // and refusing any other service account with 403. It records the requests.
@@ -833,7 +782,6 @@ func closedAddr(t *testing.T) string {
 func TestMountAgainstFakeVault(t *testing.T) {
 	dir := t.TempDir()
 	jwt := makeJWT(t, map[string]any{"aud": []string{"vault"}, "exp": time.Now().Add(time.Hour).Unix(), "sub": "system:serviceaccount:apps:app"})
-	fv := newFakeVault(t, jwt)
 	tokenFile := writeFile(t, dir, "token", jwt)
 	spc := func(name, params string) string {
 		return writeFile(t, dir, name, "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata: {name: app, namespace: apps}\nspec:\n  provider: vault\n  parameters:\n"+indent(params, "    "))
@@ -857,7 +805,7 @@ objects: |
 	notVault := writeFile(t, dir, "azure.yaml", "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata: {name: app}\nspec: {provider: azure, parameters: {roleName: app}}\n")
 	fk := newFakeKube(t, jwt)
 	kc := kubeconfig(t, dir, fk.Server)
-	env := map[string]string{"VAULT_ADDR": fv.URL}
+	env := map[string]string{"VAULT_ADDR": fakeVaultURL}
 	base := []string{"-token-file", tokenFile, "-pod-namespace", "apps", "-service-account", "app"}
 
 	tests := []struct {
@@ -867,7 +815,7 @@ objects: |
 		wantCode      int
 		wantOut       []string
 		wantErr       []string
-		notWant       []string // in stdout or stderr
+		notWant       []string // in stdout or stderr; nor may any Vault token be
 		wantCalls     []string // Vault requests, in order; nil: not checked
 		wantFiles     map[string]string
 		wantFileModes map[string]os.FileMode
@@ -879,14 +827,14 @@ objects: |
 			args:      append(base, good),
 			wantOut:   []string{"PATH", "password     0600  9", "<hidden, 9 bytes>", "db/username  0644  7", "<hidden, 7 bytes>", `as Vault role "app"`},
 			wantErr:   []string{"note: the versions are made with a random key"},
-			notWant:   []string{"s3cr3t-pw", "v-app-1", jwt, "hvs.test-token"},
+			notWant:   []string{"s3cr3t-pw", "v-app-1", jwt},
 			wantCalls: []string{"POST auth/jwt/login", "GET database/creds/app", "GET secret/data/app", "POST auth/token/revoke-self"},
 		},
 		{
 			name:    "print, values shown",
 			args:    append(base, "-show-values", good),
 			wantOut: []string{`"s3cr3t-pw"`, `"v-app-1"`},
-			notWant: []string{"hidden", jwt, "hvs.test-token"},
+			notWant: []string{"hidden", jwt},
 		},
 		{
 			name:          "write with the driver's writer; leases revoked",
@@ -908,7 +856,7 @@ objects: |
 		},
 		{
 			name:      "VAULT_ADDR from the environment, the flag wins",
-			args:      append(base, "-vault-addr", fv.URL, kvOnly),
+			args:      append(base, "-vault-addr", fakeVaultURL, kvOnly),
 			env:       map[string]string{"VAULT_ADDR": closedAddr(t)},
 			wantOut:   []string{"user  0644  3"},
 			wantCalls: []string{"POST auth/jwt/login", "GET secret/data/app", "POST auth/token/revoke-self"},
@@ -1003,17 +951,25 @@ objects: |
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := tt.args
+			v := newVault(t, jwt)
+			fill := func(s string) string { return strings.ReplaceAll(s, fakeVaultURL, v.URL()) }
+			var args []string
+			for _, a := range tt.args {
+				args = append(args, fill(a))
+			}
 			var out string
 			if tt.outDir != "" {
 				out = filepath.Join(t.TempDir(), tt.outDir)
 				args = append([]string{"-out", out}, args...)
 			}
-			e := env
-			if tt.env != nil {
-				e = tt.env
+			e := map[string]string{}
+			if tt.env == nil {
+				tt.env = env
 			}
-			before, kubeBefore := len(fv.requests()), len(fk.requests())
+			for k, val := range tt.env {
+				e[k] = fill(val)
+			}
+			kubeBefore := len(fk.requests())
 			code, stdout, stderr := runMain(t, args, e)
 			t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 			if code != tt.wantCode {
@@ -1035,11 +991,30 @@ objects: |
 				}
 			}
 			if tt.wantCalls != nil {
-				calls := fv.requests()[before:]
+				var calls []string
+				for _, c := range v.Calls() {
+					calls = append(calls, c.String())
+				}
 				// The two reads run concurrently: compare as sets
 				// between login and revocation.
 				if strings.Join(sortedMiddle(calls), ",") != strings.Join(sortedMiddle(tt.wantCalls), ",") {
 					t.Errorf("Vault saw %q, want %q", calls, tt.wantCalls)
+				}
+			}
+			// Unless told to keep it, the command revokes its token, and
+			// Vault with it the leases the token created.
+			keep := slices.Contains(args, "-revoke=false")
+			for _, tok := range v.Logins() {
+				if strings.Contains(stdout+stderr, tok.Value) {
+					t.Errorf("output holds the Vault token")
+				}
+				if tok.Live != keep {
+					t.Errorf("Vault token live %v after the command, want %v", tok.Live, keep)
+				}
+			}
+			for _, l := range v.Leases() {
+				if l.Live != keep {
+					t.Errorf("lease %s live %v after the command, want %v", l.ID, l.Live, keep)
 				}
 			}
 			var kube []string
