@@ -4,18 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
+	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
 )
 
 func TestCleanErrors(t *testing.T) {
@@ -139,66 +137,14 @@ func TestPoolBadTLSIsInputError(t *testing.T) {
 	}
 }
 
-// recorder is a Vault stand-in that records what it was sent and answers
-// with the next canned reply.
-type recorder struct {
-	*httptest.Server
-	mu   sync.Mutex
-	reqs []recorded
-	// reply answers a request; defaults to 200 with a small secret.
-	reply func(w http.ResponseWriter, r *http.Request)
-}
-
-type recorded struct {
-	method, path, rawQuery string
-	token, namespace       string
-	hasToken               bool
-	body                   string
-}
-
-func newRecorder(t *testing.T) *recorder {
+// last is the latest request v received.
+func last(t *testing.T, v *vaulttest.Server) vaulttest.Call {
 	t.Helper()
-	rec := &recorder{}
-	rec.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		_, has := r.Header["X-Vault-Token"]
-		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, recorded{
-			method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery,
-			token: r.Header.Get("X-Vault-Token"), hasToken: has,
-			namespace: r.Header.Get("X-Vault-Namespace"),
-			body:      string(b),
-		})
-		reply := rec.reply
-		rec.mu.Unlock()
-		if reply != nil {
-			reply(w, r)
-			return
-		}
-		if strings.HasSuffix(r.URL.Path, "/login") {
-			w.Write([]byte(`{"auth":{"client_token":"hvs.new","accessor":"acc","lease_duration":120,"renewable":true}}`))
-			return
-		}
-		w.Write([]byte(`{"request_id":"r1","lease_id":"","data":{"password":"p","port":5432}}`))
-	}))
-	t.Cleanup(rec.Close)
-	return rec
-}
-
-func (rec *recorder) last(t *testing.T) recorded {
-	t.Helper()
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.reqs) == 0 {
+	calls := v.Calls()
+	if len(calls) == 0 {
 		t.Fatal("Vault received no request")
 	}
-	return rec.reqs[len(rec.reqs)-1]
-}
-
-func (rec *recorder) count() int {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return len(rec.reqs)
+	return calls[len(calls)-1]
 }
 
 func newClient(t *testing.T, opts Options, tg Target) *Client {
@@ -213,38 +159,43 @@ func newClient(t *testing.T, opts Options, tg Target) *Client {
 func TestClientIgnoresEnvironmentToken(t *testing.T) {
 	t.Setenv("VAULT_TOKEN", "env-root-token")
 	t.Setenv("VAULT_NAMESPACE", "env-namespace")
-	rec := newRecorder(t)
+	// AnyToken: a $VAULT_TOKEN that slipped through would be accepted.
+	v := vaulttest.New(t, vaulttest.AnyToken())
+	v.EnableAuth("kubernetes").Role("app", vaulttest.Role{})
+	v.PutKV2("secret/data/app", map[string]any{"k": "v"})
 	for _, ns := range []string{"", "team-a"} {
 		t.Run("namespace="+ns, func(t *testing.T) {
-			c := newClient(t, Options{}, Target{Address: rec.URL, Namespace: ns})
+			c := newClient(t, Options{}, Target{Address: v.URL(), Namespace: ns})
 
-			if _, err := c.Do(context.Background(), "", config.Request{Method: "GET", Path: "secret/data/app"}); err != nil {
-				t.Fatal(err)
+			_, err := c.Do(context.Background(), "", config.Request{Method: "GET", Path: "secret/data/app"})
+			var se *StatusError
+			if !errors.As(err, &se) || se.StatusCode != 403 {
+				t.Errorf("Do with no token = %v, want 403", err)
 			}
-			got := rec.last(t)
-			if got.hasToken {
-				t.Errorf("Do with no token sent X-Vault-Token %q", got.token)
+			got := last(t, v)
+			if _, has := got.Header["X-Vault-Token"]; has {
+				t.Errorf("Do with no token sent X-Vault-Token %q", got.Token)
 			}
-			if got.namespace != ns {
-				t.Errorf("Do sent namespace %q, want %q", got.namespace, ns)
+			if got.Namespace != ns {
+				t.Errorf("Do sent namespace %q, want %q", got.Namespace, ns)
 			}
 
 			if _, err := c.Do(context.Background(), "hvs.pod", config.Request{Method: "GET", Path: "secret/data/app"}); err != nil {
 				t.Fatal(err)
 			}
-			if got := rec.last(t); got.token != "hvs.pod" {
-				t.Errorf("Do sent token %q, want the pod's", got.token)
+			if got := last(t, v); got.Token != "hvs.pod" {
+				t.Errorf("Do sent token %q, want the pod's", got.Token)
 			}
 
 			if _, err := c.Login(context.Background(), "kubernetes", "app", "jwt"); err != nil {
 				t.Fatal(err)
 			}
-			got = rec.last(t)
-			if got.hasToken {
-				t.Errorf("Login (namespace %q) sent the provider's $VAULT_TOKEN %q", ns, got.token)
+			got = last(t, v)
+			if _, has := got.Header["X-Vault-Token"]; has {
+				t.Errorf("Login (namespace %q) sent the provider's $VAULT_TOKEN %q", ns, got.Token)
 			}
-			if got.namespace != ns {
-				t.Errorf("Login sent namespace %q, want %q", got.namespace, ns)
+			if got.Namespace != ns {
+				t.Errorf("Login sent namespace %q, want %q", got.Namespace, ns)
 			}
 		})
 	}
@@ -252,68 +203,69 @@ func TestClientIgnoresEnvironmentToken(t *testing.T) {
 
 func TestClientIgnoresAgentAddress(t *testing.T) {
 	t.Setenv("VAULT_AGENT_ADDR", "http://127.0.0.1:1")
-	rec := newRecorder(t)
-	c := newClient(t, Options{}, Target{Address: rec.URL})
+	v := vaulttest.New(t, vaulttest.AnyToken())
+	v.PutKV2("secret/data/app", map[string]any{"k": "v"})
+	c := newClient(t, Options{}, Target{Address: v.URL()})
 	_, err := c.Do(context.Background(), "t", config.Request{Method: "GET", Path: "secret/data/app"})
 	if err != nil {
-		t.Fatalf("with $VAULT_AGENT_ADDR set, the request did not reach the target %s: %v", rec.URL, err)
+		t.Fatalf("with $VAULT_AGENT_ADDR set, the request did not reach the target %s: %v", v.URL(), err)
 	}
-	if rec.count() != 1 {
-		t.Errorf("target received %d requests, want 1", rec.count())
+	if n := len(v.Calls()); n != 1 {
+		t.Errorf("target received %d requests, want 1", n)
 	}
 }
 
 func TestDo(t *testing.T) {
-	rec := newRecorder(t)
-	c := newClient(t, Options{}, Target{Address: rec.URL})
+	v := vaulttest.New(t, vaulttest.AnyToken())
+	v.PutKV("kv/app", map[string]any{"password": "p", "port": 5432})
+	c := newClient(t, Options{}, Target{Address: v.URL()})
 
 	resp, err := c.Do(context.Background(), "tok", config.Request{
-		Method: "GET", Path: "pki/issue/r",
+		Method: "GET", Path: "kv/app",
 		Query: url.Values{"alt_names": {"a", "b"}, "ttl": {"1h"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := rec.last(t)
-	if got.method != "GET" || got.path != "/v1/pki/issue/r" || got.body != "" {
-		t.Errorf("sent %s %s body %q", got.method, got.path, got.body)
+	got := last(t, v)
+	if got.Method != "GET" || got.Path != "kv/app" || len(got.Body) != 0 {
+		t.Errorf("sent %s %s body %q", got.Method, got.Path, got.Body)
 	}
-	q, _ := url.ParseQuery(got.rawQuery)
-	if !reflect.DeepEqual(q, url.Values{"alt_names": {"a", "b"}, "ttl": {"1h"}}) {
-		t.Errorf("query = %q", got.rawQuery)
+	if !reflect.DeepEqual(got.Query, url.Values{"alt_names": {"a", "b"}, "ttl": {"1h"}}) {
+		t.Errorf("query = %q", got.Query)
 	}
 	if resp.Secret.Data["password"] != "p" || resp.Secret.Data["port"] != json.Number("5432") {
 		t.Errorf("data = %#v (numbers must stay json.Number)", resp.Secret.Data)
 	}
-	if resp.Secret.RequestID != "r1" {
-		t.Errorf("RequestID = %q", resp.Secret.RequestID)
+	if resp.Secret.RequestID == "" {
+		t.Error("RequestID is empty")
 	}
 
 	body := []byte(`{"common_name":"x.example","ttl":"1h"}`)
 	if _, err := c.Do(context.Background(), "tok", config.Request{Method: "PUT", Path: "pki/issue/r", Body: body}); err != nil {
 		t.Fatal(err)
 	}
-	got = rec.last(t)
-	if got.method != "PUT" || got.body != string(body) {
-		t.Errorf("sent %s body %q, want PUT %s", got.method, got.body, body)
+	got = last(t, v)
+	if got.Method != "PUT" || string(got.Body) != string(body) {
+		t.Errorf("sent %s body %q, want PUT %s", got.Method, got.Body, body)
 	}
-	if _, err := c.Do(context.Background(), "tok", config.Request{Method: "POST", Path: "database/creds/r"}); err != nil {
+	if _, err := c.Do(context.Background(), "tok", config.Request{Method: "POST", Path: "pki/issue/r", Body: body}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.last(t); got.method != "POST" {
-		t.Errorf("sent %s, want POST", got.method)
+	if got := last(t, v); got.Method != "POST" {
+		t.Errorf("sent %s, want POST", got.Method)
 	}
 }
 
 func TestDoErrors(t *testing.T) {
 	tests := []struct {
 		name  string
-		reply func(w http.ResponseWriter, r *http.Request)
+		setup func(v *vaulttest.Server) // makes secret/x answer
 		check func(t *testing.T, err error)
 	}{
 		{
 			name:  "204 No Content",
-			reply: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) },
+			setup: handle(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }),
 			check: func(t *testing.T, err error) {
 				var ee *EmptyResponseError
 				if !errors.As(err, &ee) || ee.StatusCode != 204 || ee.Op != "GET secret/x" {
@@ -323,7 +275,7 @@ func TestDoErrors(t *testing.T) {
 		},
 		{
 			name:  "200 with blank body",
-			reply: func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(" \n")) },
+			setup: handle(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(" \n")) }),
 			check: func(t *testing.T, err error) {
 				var ee *EmptyResponseError
 				if !errors.As(err, &ee) || ee.StatusCode != 200 {
@@ -333,7 +285,7 @@ func TestDoErrors(t *testing.T) {
 		},
 		{
 			name:  "200 not JSON",
-			reply: func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>hunter2</html>")) },
+			setup: handle(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>hunter2</html>")) }),
 			check: func(t *testing.T, err error) {
 				if err == nil || !strings.Contains(err.Error(), "not JSON") {
 					t.Errorf("err = %v, want a not-JSON error", err)
@@ -341,11 +293,8 @@ func TestDoErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "500",
-			reply: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(500)
-				w.Write([]byte(`{"errors":["internal error"]}`))
-			},
+			name:  "500",
+			setup: func(v *vaulttest.Server) { v.Fail("secret/x", 500, "internal error") },
 			check: func(t *testing.T, err error) {
 				var se *StatusError
 				if !errors.As(err, &se) || se.StatusCode != 500 || !reflect.DeepEqual(se.Errors, []string{"internal error"}) {
@@ -354,11 +303,8 @@ func TestDoErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "403 multierror",
-			reply: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(403)
-				w.Write([]byte(`{"errors":["1 error occurred:\n\t* permission denied\n\n"]}`))
-			},
+			name:  "403 multierror",
+			setup: func(v *vaulttest.Server) { v.Fail("secret/x", 403, "1 error occurred:\n\t* permission denied\n\n") },
 			check: func(t *testing.T, err error) {
 				var se *StatusError
 				if !errors.As(err, &se) || se.StatusCode != 403 {
@@ -373,11 +319,8 @@ func TestDoErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "503 sealed",
-			reply: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(503)
-				w.Write([]byte(`{"errors":["Vault is sealed"]}`))
-			},
+			name:  "503 sealed",
+			setup: func(v *vaulttest.Server) { v.Fail("", 503, "Vault is sealed") },
 			check: func(t *testing.T, err error) {
 				var se *StatusError
 				if !errors.As(err, &se) || !se.Sealed() {
@@ -386,10 +329,8 @@ func TestDoErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "404 without body",
-			reply: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(404)
-			},
+			name:  "404 without body",
+			setup: handle(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404) }),
 			check: func(t *testing.T, err error) {
 				var se *StatusError
 				if !errors.As(err, &se) || se.StatusCode != 404 {
@@ -399,23 +340,43 @@ func TestDoErrors(t *testing.T) {
 		},
 		{
 			name: "response too large",
-			reply: func(w http.ResponseWriter, r *http.Request) {
+			setup: handle(func(w http.ResponseWriter, r *http.Request) {
 				w.Write([]byte(`{"data":{"k":"`))
 				w.Write([]byte(strings.Repeat("a", maxResponseBytes)))
 				w.Write([]byte(`"}}`))
-			},
+			}),
 			check: func(t *testing.T, err error) {
 				if err == nil || !strings.Contains(err.Error(), "larger than 8 MiB") {
 					t.Errorf("err = %v, want a too-large error", err)
 				}
 			},
 		},
+		{
+			name:  "429",
+			setup: func(v *vaulttest.Server) { v.Fail("secret/", 429, "request rate limit exceeded") },
+			check: func(t *testing.T, err error) {
+				var se *StatusError
+				if !errors.As(err, &se) || se.StatusCode != 429 {
+					t.Errorf("err = %v (%T), want *StatusError 429", err, err)
+				}
+			},
+		},
+		{
+			name:  "connection dropped",
+			setup: func(v *vaulttest.Server) { v.CloseConn("secret/x") },
+			check: func(t *testing.T, err error) {
+				var ue *UnreachableError
+				if !errors.As(err, &ue) || ue.Op != "GET secret/x" {
+					t.Errorf("err = %v (%T), want *UnreachableError", err, err)
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := newRecorder(t)
-			rec.reply = tt.reply
-			c := newClient(t, Options{MaxRetries: 0}, Target{Address: rec.URL})
+			v := vaulttest.New(t)
+			tt.setup(v)
+			c := newClient(t, Options{MaxRetries: 0}, Target{Address: v.URL()})
 			resp, err := c.Do(context.Background(), "hvs.tok-7f3a", config.Request{Method: "GET", Path: "secret/x", Query: url.Values{"secret": {"hunter2"}}})
 			if err == nil {
 				t.Fatalf("Do succeeded with %+v", resp.Secret)
@@ -431,28 +392,22 @@ func TestDoErrors(t *testing.T) {
 	}
 }
 
+// handle is a setup that lets h answer secret/x.
+func handle(h http.HandlerFunc) func(v *vaulttest.Server) {
+	return func(v *vaulttest.Server) { v.Handle("secret/x", h) }
+}
+
 func TestDoRetries5xx(t *testing.T) {
-	rec := newRecorder(t)
-	var mu sync.Mutex
-	n := 0
-	rec.reply = func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		n++
-		first := n == 1
-		mu.Unlock()
-		if first {
-			w.WriteHeader(502)
-			return
-		}
-		w.Write([]byte(`{"data":{"k":"v"}}`))
-	}
-	c := newClient(t, Options{MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: time.Millisecond}, Target{Address: rec.URL})
+	v := vaulttest.New(t, vaulttest.AnyToken())
+	v.PutKV("secret/x", map[string]any{"k": "v"})
+	v.Fail("secret/x", 502).Times(1)
+	c := newClient(t, Options{MaxRetries: 1, MinRetryWait: time.Millisecond, MaxRetryWait: time.Millisecond}, Target{Address: v.URL()})
 	resp, err := c.Do(context.Background(), "tok", config.Request{Method: "GET", Path: "secret/x"})
 	if err != nil {
 		t.Fatalf("Do after one 502: %v", err)
 	}
-	if resp.Secret.Data["k"] != "v" || rec.count() != 2 {
-		t.Errorf("data %v after %d requests, want v after 2", resp.Secret.Data, rec.count())
+	if n := len(v.Calls()); resp.Secret.Data["k"] != "v" || n != 2 {
+		t.Errorf("data %v after %d requests, want v after 2", resp.Secret.Data, n)
 	}
 }
 
@@ -504,8 +459,8 @@ func TestDoUnreachableWithRetries(t *testing.T) {
 }
 
 func TestDoContextCanceled(t *testing.T) {
-	rec := newRecorder(t)
-	c := newClient(t, Options{}, Target{Address: rec.URL})
+	v := vaulttest.New(t)
+	c := newClient(t, Options{}, Target{Address: v.URL()})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := c.Do(ctx, "", config.Request{Method: "GET", Path: "s", Query: url.Values{"secret": {"hunter2"}}})
@@ -522,36 +477,35 @@ func TestDoContextCanceled(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
-	rec := newRecorder(t)
-	c := newClient(t, Options{}, Target{Address: rec.URL})
+	v := vaulttest.New(t)
+	v.EnableAuth("kubernetes").Role("app", vaulttest.Role{JWTs: []string{"the-jwt"}, TTL: 120 * time.Second})
+	c := newClient(t, Options{}, Target{Address: v.URL()})
 	tok, err := c.Login(context.Background(), "kubernetes", "app", "the-jwt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.Value != "hvs.new" || tok.Accessor != "acc" || tok.TTL != 120*time.Second || !tok.Renewable || tok.IssuedAt.IsZero() {
-		t.Errorf("Token = %+v", tok)
+	issued := v.Logins()
+	if len(issued) != 1 || tok.Value != issued[0].Value || tok.Accessor != issued[0].Accessor ||
+		tok.TTL != 120*time.Second || !tok.Renewable || tok.IssuedAt.IsZero() {
+		t.Errorf("Token = %+v, Vault issued %+v", tok, issued)
 	}
-	got := rec.last(t)
-	if got.method != "POST" || got.path != "/v1/auth/kubernetes/login" {
-		t.Errorf("login sent %s %s", got.method, got.path)
+	got := last(t, v)
+	if got.Method != "POST" || got.Path != "auth/kubernetes/login" {
+		t.Errorf("login sent %s %s", got.Method, got.Path)
 	}
-	var body map[string]string
-	if err := json.Unmarshal([]byte(got.body), &body); err != nil || body["role"] != "app" || body["jwt"] != "the-jwt" {
-		t.Errorf("login body = %q (%v)", got.body, err)
+	if body := got.JSON(); body["role"] != "app" || body["jwt"] != "the-jwt" {
+		t.Errorf("login body = %q", got.Body)
 	}
-	if got.hasToken {
-		t.Errorf("login sent a Vault token %q", got.token)
+	if _, has := got.Header["X-Vault-Token"]; has {
+		t.Errorf("login sent a Vault token %q", got.Token)
 	}
 }
 
 func TestLoginErrors(t *testing.T) {
-	rec := newRecorder(t)
-	c := newClient(t, Options{}, Target{Address: rec.URL})
+	v := vaulttest.New(t)
+	v.EnableAuth("jwt") // without role "app"
+	c := newClient(t, Options{}, Target{Address: v.URL()})
 
-	rec.reply = func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(400)
-		w.Write([]byte(`{"errors":["invalid role name \"app\""]}`))
-	}
 	_, err := c.Login(context.Background(), "jwt", "app", "the-jwt")
 	var se *StatusError
 	if !errors.As(err, &se) || se.StatusCode != 400 || se.Op != "login to auth/jwt" {
@@ -561,7 +515,7 @@ func TestLoginErrors(t *testing.T) {
 		t.Errorf("error %q contains the JWT", err)
 	}
 
-	rec.reply = func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"data":{}}`)) }
+	v.Handle("auth/jwt/login", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"data":{}}`)) })
 	_, err = c.Login(context.Background(), "jwt", "app", "the-jwt")
 	if err == nil || !strings.Contains(err.Error(), "holds no token") {
 		t.Fatalf("err = %v, want a no-token error", err)
