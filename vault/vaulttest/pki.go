@@ -11,8 +11,8 @@ import (
 // PKIRole shapes the certificates pki/issue/<role> issues. Roles the test
 // did not set get the zero PKIRole.
 type PKIRole struct {
-	TTL    time.Duration // certificate lifetime; 0: a day. A "ttl" parameter overrides it,
-	MaxTTL time.Duration // up to this (0: no limit)
+	TTL    time.Duration // certificate lifetime when the request has no "ttl"; 0: a day
+	MaxTTL time.Duration // caps TTL and the request's "ttl"; 0: no limit
 	// Allow decides which common names the role issues for (nil: all); a
 	// refused one gets 400 "common name <cn> not allowed by this role".
 	Allow func(commonName string) bool
