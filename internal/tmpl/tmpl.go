@@ -8,20 +8,17 @@
 // (provider), with bounded work, output and iterations, so that a pod
 // author cannot make the node's provider loop or allocate without end.
 //
-// Execution errors never carry secret values: the messages text/template
-// builds name template source, types and map keys, and every function here
-// reports kinds and key names only.
+// Execution errors never carry secret values: they keep text/template's
+// "template: NAME:LINE:COL:" and a reason naming template source, types and
+// map keys; every function here reports kinds and key names only, and
+// prints no key computed at run time (see errors.go).
 package tmpl
 
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"text/template"
@@ -45,20 +42,14 @@ var Functions = []string{
 // would make cheap copies of large values in loops.
 var unavailable = map[string]bool{"call": true, "html": true, "js": true, "urlquery": true, "println": true, "slice": true}
 
-// guard is the function the parser's output is rewritten to call around
-// every range: "range" cannot be called from template source, where it is a
-// keyword, so it cannot be called directly.
-const guard = "range"
-
-// ErrLimit marks an execution stopped by a Limits bound.
-var ErrLimit = errors.New("template limit exceeded")
-
 // Limits bound one execution.
 type Limits struct {
 	// MaxOutput bounds the rendered bytes.
 	MaxOutput int
-	// MaxWork bounds the bytes the functions produce in total (toJSON,
-	// base64enc, printf, ... each charge their output).
+	// MaxWork bounds the work of an execution, counted in bytes: each
+	// function call counts callCost, each range iteration the length of
+	// its body's source, and each function its output (toJSON, base64enc,
+	// printf, ...), charged as it is built.
 	MaxWork int
 	// MaxIterations bounds range iterations in total, nested ones included.
 	MaxIterations int
@@ -99,6 +90,8 @@ type Template struct {
 	// dynamic: .Values is also used in ways that name no object literally
 	// (range .Values, index .Values $name, $v := .Values).
 	dynamic bool
+	// literals are the string constants in the source.
+	literals map[string]bool
 }
 
 // Refs returns the objects the template names literally, in source order,
@@ -125,7 +118,7 @@ func Parse(name, text string) (*Template, error) {
 	if len(t.Templates()) > 1 {
 		return nil, fmt.Errorf("template: %s: {{define}} and {{block}} are not available: write a single template", name)
 	}
-	tmpl := &Template{t: t}
+	tmpl := &Template{t: t, literals: map[string]bool{}}
 	c := &checker{t: t, tmpl: tmpl, seen: map[string]bool{}}
 	if t.Tree != nil && t.Root != nil {
 		c.list(t.Root)
@@ -137,7 +130,8 @@ func Parse(name, text string) (*Template, error) {
 }
 
 // checker walks a parsed template: it refuses what is not available,
-// records the objects named, and wraps every range in the guard.
+// records the objects named and the string constants, and rewrites the
+// tree so that ranges and and/or are charged (see funcs.go's names).
 type checker struct {
 	t    *template.Template
 	tmpl *Template
@@ -161,50 +155,90 @@ func (c *checker) ref(n parse.Node, object string) {
 	c.tmpl.refs = append(c.tmpl.refs, Ref{Object: object, Pos: loc})
 }
 
-func (c *checker) list(l *parse.ListNode) {
+// The walk returns the size of what it walked, about its length in the
+// source, for guardRange: computed in the one walk, where String() at each
+// range would take time quadratic in the nesting.
+
+func (c *checker) list(l *parse.ListNode) int {
 	if l == nil {
-		return
+		return 0
 	}
+	size := 0
 	for _, n := range l.Nodes {
-		c.node(n)
+		size += c.node(n)
 	}
+	return size
 }
 
-func (c *checker) node(n parse.Node) {
+func (c *checker) node(n parse.Node) int {
 	switch n := n.(type) {
 	case *parse.ActionNode:
-		c.pipe(n.Pipe)
+		return 4 + c.pipe(n.Pipe)
 	case *parse.IfNode:
-		c.branch(&n.BranchNode)
+		return c.branch(&n.BranchNode)
 	case *parse.WithNode:
-		c.branch(&n.BranchNode)
+		return c.branch(&n.BranchNode)
 	case *parse.RangeNode:
-		c.branch(&n.BranchNode)
-		c.guardRange(n)
+		size := c.pipe(n.Pipe) + 20
+		body := c.list(n.List)
+		size += body + c.list(n.ElseList)
+		c.guardRange(n, body)
+		return size
 	case *parse.TemplateNode:
 		c.failf(n, "{{template}} is not available: a template cannot include another")
 	case *parse.ListNode:
-		c.list(n)
+		return c.list(n)
+	case *parse.TextNode:
+		return len(n.Text)
 	}
+	return 8
 }
 
-func (c *checker) branch(b *parse.BranchNode) {
-	c.pipe(b.Pipe)
-	c.list(b.List)
-	c.list(b.ElseList)
+func (c *checker) branch(b *parse.BranchNode) int {
+	return 20 + c.pipe(b.Pipe) + c.list(b.List) + c.list(b.ElseList)
 }
 
-func (c *checker) pipe(p *parse.PipeNode) {
+func (c *checker) pipe(p *parse.PipeNode) int {
 	if p == nil {
+		return 0
+	}
+	size := 0
+	for _, v := range p.Decl {
+		size += 4 + c.arg(v)
+	}
+	for i, cmd := range p.Cmds {
+		size += 2 + c.command(cmd)
+		c.chargeAndOr(cmd, i > 0)
+	}
+	return size
+}
+
+// chargeAndOr rewrites "and A B" into "and true A B" and "or A B" into
+// "or false A B": the same values, the same short-circuit, and a call of
+// ours that charges and checks the deadline. piped: the command receives
+// the previous command's value as its last argument. A bare {{and}} is
+// left to fail as it does.
+func (c *checker) chargeAndOr(cmd *parse.CommandNode, piped bool) {
+	id, ok := cmd.Args[0].(*parse.IdentifierNode)
+	if !ok || (len(cmd.Args) < 2 && !piped) {
 		return
 	}
-	for _, cmd := range p.Cmds {
-		c.command(cmd)
+	var name string
+	switch id.Ident {
+	case "and":
+		name = andTick
+	case "or":
+		name = orTick
+	default:
+		return
 	}
+	t := parse.NewIdentifier(name).SetPos(id.Pos).SetTree(c.t.Tree)
+	cmd.Args = append([]parse.Node{id, t}, cmd.Args[1:]...)
 }
 
-func (c *checker) command(cmd *parse.CommandNode) {
+func (c *checker) command(cmd *parse.CommandNode) int {
 	args := cmd.Args
+	size := len(args)
 	// index .Values "name" names an object; index .Values $x does not.
 	if len(args) >= 3 {
 		if id, ok := args[0].(*parse.IdentifierNode); ok && id.Ident == "index" && isValues(args[1]) {
@@ -213,16 +247,17 @@ func (c *checker) command(cmd *parse.CommandNode) {
 			} else {
 				c.tmpl.dynamic = true
 			}
-			c.arg(args[0])
+			size += c.arg(args[0]) + len(ValuesField) + 2
 			for _, a := range args[2:] {
-				c.arg(a)
+				size += c.arg(a)
 			}
-			return
+			return size
 		}
 	}
 	for _, a := range args {
-		c.arg(a)
+		size += c.arg(a)
 	}
+	return size
 }
 
 // isValues reports whether n is exactly .Values or $.Values.
@@ -236,23 +271,40 @@ func isValues(n parse.Node) bool {
 	return false
 }
 
-func (c *checker) arg(n parse.Node) {
+func (c *checker) arg(n parse.Node) int {
 	switch n := n.(type) {
 	case *parse.IdentifierNode:
 		if unavailable[n.Ident] {
 			c.failf(n, "function %q is not available in templates (functions: %s)", n.Ident, strings.Join(Functions, ", "))
 		}
+		return len(n.Ident)
 	case *parse.FieldNode:
 		c.values(n, n.Ident)
+		return identSize(n.Ident)
 	case *parse.VariableNode:
 		if len(n.Ident) > 0 && n.Ident[0] == "$" {
 			c.values(n, n.Ident[1:])
 		}
+		return identSize(n.Ident)
 	case *parse.ChainNode:
-		c.arg(n.Node)
+		return c.arg(n.Node) + identSize(n.Field)
 	case *parse.PipeNode:
-		c.pipe(n)
+		return 2 + c.pipe(n)
+	case *parse.StringNode:
+		c.tmpl.literals[n.Text] = true
+		return len(n.Quoted)
+	case *parse.NumberNode:
+		return len(n.Text)
 	}
+	return 4
+}
+
+func identSize(ident []string) int {
+	size := 0
+	for _, id := range ident {
+		size += 1 + len(id)
+	}
+	return size
 }
 
 // values records a field chain from the root: .Values.NAME names NAME, a
@@ -269,32 +321,37 @@ func (c *checker) values(n parse.Node, ident []string) {
 }
 
 // guardRange rewrites {{range PIPE}}BODY{{end}} into
-// {{range range (PIPE)}}{{range}}BODY{{end}}: the guard checks that PIPE
+// {{range range (PIPE)}}{{end COST}}BODY{{end}}: the guard checks that PIPE
 // is a map of values (not a number, which text/template would count to, nor
 // a string, whose error would quote it), and the call at the top of the body
-// counts the iteration and checks the deadline.
-func (c *checker) guardRange(r *parse.RangeNode) {
+// counts the iteration, charges COST, the size of BODY, and checks the
+// deadline.
+func (c *checker) guardRange(r *parse.RangeNode, body int) {
+	cost := max(1, body)
 	orig := r.Pipe
 	inner := &parse.PipeNode{NodeType: parse.NodePipe, Pos: orig.Pos, Line: orig.Line, Cmds: orig.Cmds}
 	call := &parse.CommandNode{NodeType: parse.NodeCommand, Pos: orig.Pos, Args: []parse.Node{
 		parse.NewIdentifier(guard).SetPos(orig.Pos).SetTree(c.t.Tree), inner,
 	}}
 	r.Pipe = &parse.PipeNode{NodeType: parse.NodePipe, Pos: orig.Pos, Line: orig.Line, IsAssign: orig.IsAssign, Decl: orig.Decl, Cmds: []*parse.CommandNode{call}}
-	tick := &parse.ActionNode{NodeType: parse.NodeAction, Pos: r.Pos, Line: r.Line, Pipe: &parse.PipeNode{
+	top := &parse.ActionNode{NodeType: parse.NodeAction, Pos: r.Pos, Line: r.Line, Pipe: &parse.PipeNode{
 		NodeType: parse.NodePipe, Pos: r.Pos, Line: r.Line,
-		Cmds: []*parse.CommandNode{{NodeType: parse.NodeCommand, Pos: r.Pos, Args: []parse.Node{parse.NewIdentifier(guard).SetPos(r.Pos).SetTree(c.t.Tree)}}},
+		Cmds: []*parse.CommandNode{{NodeType: parse.NodeCommand, Pos: r.Pos, Args: []parse.Node{
+			parse.NewIdentifier(tick).SetPos(r.Pos).SetTree(c.t.Tree),
+			&parse.NumberNode{NodeType: parse.NodeNumber, Pos: r.Pos, IsInt: true, Int64: int64(cost), Text: strconv.Itoa(cost)},
+		}}},
 	}}
 	if r.List == nil {
 		r.List = &parse.ListNode{NodeType: parse.NodeList, Pos: r.Pos}
 	}
-	r.List.Nodes = append([]parse.Node{tick}, r.List.Nodes...)
+	r.List.Nodes = append([]parse.Node{top}, r.List.Nodes...)
 }
 
 // Execute renders the template over values (object name to value: a string,
 // or for an all-keys object a map[string]string).
 func (t *Template) Execute(ctx context.Context, values map[string]any, lim Limits) ([]byte, error) {
 	lim = lim.withDefaults()
-	r := &run{ctx: ctx, values: values, work: lim.MaxWork, iterations: lim.MaxIterations, lim: lim}
+	r := &run{ctx: ctx, values: values, work: lim.MaxWork, iterations: lim.MaxIterations, lim: lim, literals: t.literals}
 	// Each execution binds its own budget; the parse tree is shared.
 	c, err := t.t.Clone()
 	if err != nil {
@@ -303,10 +360,7 @@ func (t *Template) Execute(ctx context.Context, values map[string]any, lim Limit
 	c.Funcs(r.funcs())
 	out := &capped{max: lim.MaxOutput}
 	if err := c.Execute(out, map[string]any{ValuesField: values}); err != nil {
-		if errors.Is(err, errOutput) {
-			return nil, fmt.Errorf("template: %s: %w: it renders more than %d bytes", t.t.Name(), ErrLimit, lim.MaxOutput)
-		}
-		return nil, err
+		return nil, t.execError(err, values, lim)
 	}
 	return out.buf.Bytes(), nil
 }
@@ -323,194 +377,4 @@ func (c *capped) Write(p []byte) (int, error) {
 		return 0, errOutput
 	}
 	return c.buf.Write(p)
-}
-
-// run is the state of one execution: the budget the functions draw on.
-type run struct {
-	ctx        context.Context
-	values     map[string]any
-	work       int
-	iterations int
-	lim        Limits
-}
-
-// charge draws n bytes of work, and checks the deadline.
-func (r *run) charge(n int) error {
-	if r.ctx != nil {
-		if err := r.ctx.Err(); err != nil {
-			return err
-		}
-	}
-	r.work -= n
-	if r.work < 0 {
-		return fmt.Errorf("%w: its functions produce more than %d bytes", ErrLimit, r.lim.MaxWork)
-	}
-	return nil
-}
-
-// funcs is a fresh function map bound to r.
-func (r *run) funcs() template.FuncMap {
-	return template.FuncMap{
-		"toJSON":    r.toJSON,
-		"base64enc": r.base64enc,
-		"base64dec": r.base64dec,
-		"quote":     r.quote,
-		"trim":      r.trim,
-		"index":     r.index,
-		"printf":    r.printf,
-		"print":     r.print,
-		guard:       r.rangeGuard,
-	}
-}
-
-func (r *run) toJSON(v any) (string, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		// json's errors name types, not values.
-		return "", fmt.Errorf("cannot encode a %s as JSON", describe(v))
-	}
-	s := strings.TrimSuffix(buf.String(), "\n")
-	return s, r.charge(len(s))
-}
-
-func (r *run) base64enc(s string) (string, error) {
-	out := base64.StdEncoding.EncodeToString([]byte(s))
-	return out, r.charge(len(out))
-}
-
-func (r *run) base64dec(s string) (string, error) {
-	out, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
-	if err != nil {
-		// CorruptInputError gives an offset only; keep it that way.
-		return "", fmt.Errorf("the value is not valid base64 (%v)", err)
-	}
-	return string(out), r.charge(len(out))
-}
-
-func (r *run) quote(s string) (string, error) {
-	out := strconv.Quote(s)
-	return out, r.charge(len(out))
-}
-
-func (r *run) trim(s string) (string, error) {
-	out := strings.TrimSpace(s)
-	return out, r.charge(len(out))
-}
-
-func (r *run) printf(format string, args ...any) (string, error) {
-	out := fmt.Sprintf(format, args...)
-	return out, r.charge(len(out))
-}
-
-func (r *run) print(args ...any) (string, error) {
-	out := fmt.Sprint(args...)
-	return out, r.charge(len(out))
-}
-
-// index is text/template's index, stricter: a key missing from a map is an
-// error, as it is for {{ .Values.name }} under missingkey=error, rather than
-// an empty value.
-func (r *run) index(item any, keys ...any) (any, error) {
-	if err := r.charge(0); err != nil {
-		return nil, err
-	}
-	for _, k := range keys {
-		key, ok := k.(string)
-		if !ok {
-			return nil, fmt.Errorf("index keys are object names or secret keys (strings), not a %s", describe(k))
-		}
-		var present []string
-		switch m := item.(type) {
-		case map[string]any:
-			if v, ok := m[key]; ok {
-				item = v
-				continue
-			}
-			present = keysOf(m)
-		case map[string]string:
-			if v, ok := m[key]; ok {
-				item = v
-				continue
-			}
-			present = keysOf(m)
-		default:
-			return nil, fmt.Errorf("cannot index a %s", describe(item))
-		}
-		return nil, fmt.Errorf("no entry for key %s (keys present: %s)", r.showKey(key), strings.Join(present, ", "))
-	}
-	return item, nil
-}
-
-// showKey quotes a key for a message unless it is one of the values: a
-// value used as a key (index $m .Values.password) must not reach the
-// message.
-func (r *run) showKey(key string) string {
-	for _, v := range r.values {
-		switch v := v.(type) {
-		case string:
-			if v == key {
-				return "(a secret value, not shown)"
-			}
-		case map[string]string:
-			for _, s := range v {
-				if s == key {
-					return "(a secret value, not shown)"
-				}
-			}
-		}
-	}
-	return strconv.Quote(key)
-}
-
-// rangeGuard with one argument checks what a range iterates over; with none
-// (at the top of each iteration) it counts the iteration, checks the
-// deadline and prints nothing.
-func (r *run) rangeGuard(args ...any) (any, error) {
-	if len(args) == 0 {
-		r.iterations--
-		if r.iterations < 0 {
-			return nil, fmt.Errorf("%w: more than %d range iterations", ErrLimit, r.lim.MaxIterations)
-		}
-		return "", r.charge(0)
-	}
-	switch v := args[0].(type) {
-	case map[string]any, map[string]string, nil:
-		return v, r.charge(0)
-	default:
-		return nil, fmt.Errorf("can range over .Values or an all-keys object's map, not over a %s", describe(v))
-	}
-}
-
-// describe names a value's kind for messages, never its contents.
-func describe(v any) string {
-	if v == nil {
-		return "nil value"
-	}
-	switch reflect.ValueOf(v).Kind() {
-	case reflect.String:
-		return "string"
-	case reflect.Map:
-		return "map"
-	case reflect.Slice, reflect.Array:
-		return "list"
-	case reflect.Bool:
-		return "boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
-		reflect.Float32, reflect.Float64:
-		return "number"
-	default:
-		return reflect.TypeOf(v).String()
-	}
-}
-
-func keysOf[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
