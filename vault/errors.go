@@ -1,0 +1,90 @@
+package vault
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// StatusError is an HTTP error status from Vault.
+type StatusError struct {
+	Op         string // what was attempted, e.g. "GET secret/data/app"
+	Addr       string
+	StatusCode int
+	Errors     []string
+}
+
+func (e *StatusError) Error() string {
+	msg := strings.Join(cleanErrors(e.Errors), "; ")
+	if msg == "" {
+		msg = http.StatusText(e.StatusCode)
+	}
+	return fmt.Sprintf("%s at %s: Vault answered %d: %s", e.Op, e.Addr, e.StatusCode, msg)
+}
+
+// cleanErrors flattens Vault's multierror text ("1 error occurred:\n\t*
+// permission denied\n\n") into one line per error.
+func cleanErrors(errs []string) []string {
+	var out []string
+	for _, e := range errs {
+		lines := strings.Split(e, "\n")
+		if len(lines) > 1 && strings.HasSuffix(strings.TrimSpace(lines[0]), "occurred:") {
+			lines = lines[1:]
+		}
+		for _, l := range lines {
+			l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "* "))
+			if l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// Sealed reports whether Vault refused because it is sealed.
+func (e *StatusError) Sealed() bool {
+	if e.StatusCode != http.StatusServiceUnavailable {
+		return false
+	}
+	for _, m := range e.Errors {
+		if strings.Contains(strings.ToLower(m), "sealed") {
+			return true
+		}
+	}
+	return false
+}
+
+// UnreachableError is a failure to get any HTTP answer from Vault.
+type UnreachableError struct {
+	Op   string
+	Addr string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("%s: cannot reach Vault at %s: %v", e.Op, e.Addr, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// EmptyResponseError is a success status with no body to read a secret from.
+type EmptyResponseError struct {
+	Op         string
+	StatusCode int
+}
+
+func (e *EmptyResponseError) Error() string {
+	return fmt.Sprintf("%s: Vault answered %d with no data", e.Op, e.StatusCode)
+}
+
+// scrub drops the request URL that net/http puts in transport errors: for a
+// GET it holds the query, which may carry secretArgs values.
+func scrub(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

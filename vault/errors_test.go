@@ -1,0 +1,63 @@
+package vault
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestCleanErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []string
+		want []string
+	}{
+		{"multierror of one", []string{"1 error occurred:\n\t* permission denied\n\n"}, []string{"permission denied"}},
+		{"multierror of two", []string{"2 errors occurred:\n\t* missing client token\n\t* permission denied\n\n"}, []string{"missing client token", "permission denied"}},
+		{"plain", []string{"permission denied"}, []string{"permission denied"}},
+		{"several plain", []string{"a", "b"}, []string{"a", "b"}},
+		{"blank entries dropped", []string{"", "  ", "\n"}, nil},
+		{"multiline without header kept", []string{"line one\nline two"}, []string{"line one", "line two"}},
+		{"bullet without header", []string{"* x"}, []string{"x"}},
+		{"nil", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := cleanErrors(tt.in)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("cleanErrors(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStatusError(t *testing.T) {
+	e := &StatusError{Op: "GET secret/data/app", Addr: "https://vault:8200", StatusCode: 403, Errors: []string{"1 error occurred:\n\t* permission denied\n\n"}}
+	want := "GET secret/data/app at https://vault:8200: Vault answered 403: permission denied"
+	if e.Error() != want {
+		t.Errorf("Error() = %q, want %q", e.Error(), want)
+	}
+	e = &StatusError{Op: "GET x", Addr: "a", StatusCode: 502}
+	if !strings.HasSuffix(e.Error(), "Vault answered 502: Bad Gateway") {
+		t.Errorf("Error() without errors = %q", e.Error())
+	}
+
+	sealed := []struct {
+		code int
+		errs []string
+		want bool
+	}{
+		{503, []string{"Vault is sealed"}, true},
+		{503, []string{"1 error occurred:\n\t* Vault is Sealed\n\n"}, true},
+		{503, []string{"standby node"}, false},
+		{503, nil, false},
+		{500, []string{"Vault is sealed"}, false},
+		{400, []string{"sealed"}, false},
+	}
+	for _, tt := range sealed {
+		e := &StatusError{StatusCode: tt.code, Errors: tt.errs}
+		if got := e.Sealed(); got != tt.want {
+			t.Errorf("Sealed(%d, %q) = %v, want %v", tt.code, tt.errs, got, tt.want)
+		}
+	}
+}
