@@ -10,13 +10,10 @@ package config
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // SecretProviderClass parameter names.
@@ -50,23 +47,6 @@ const maxVaultAddresses = 5
 // DefaultAudience is the audience whose driver-issued token is used when the
 // SecretProviderClass sets none (the CSIDriver's tokenRequests audience).
 const DefaultAudience = "vault"
-
-// Error is an input error. Its message is meant for the pod's events, so it
-// says which parameter or object is wrong and how to fix it.
-type Error struct{ msg string }
-
-func (e *Error) Error() string { return e.msg }
-
-// Errorf returns an input error.
-func Errorf(format string, args ...any) error { return &Error{msg: fmt.Sprintf(format, args...)} }
-
-func errorf(format string, args ...any) error { return Errorf(format, args...) }
-
-// IsInputError reports whether err (or anything it wraps) is an input error.
-func IsInputError(err error) bool {
-	var e *Error
-	return errors.As(err, &e)
-}
 
 // Defaults are the provider-wide settings (from flags and VAULT_* environment
 // variables) that a SecretProviderClass may override.
@@ -295,36 +275,4 @@ func parsePermission(s string) (os.FileMode, error) {
 		return 0, errorf("file permission %q is outside 0001-0777", s)
 	}
 	return os.FileMode(n), nil
-}
-
-// ServiceAccountToken is one entry of the driver's
-// csi.storage.k8s.io/serviceAccount.tokens attribute.
-type ServiceAccountToken struct {
-	Token               string    `json:"token"`
-	ExpirationTimestamp time.Time `json:"expirationTimestamp"`
-}
-
-// driverToken finds the token for audience in what the driver sent. Drivers
-// that opt in pass tokens in the node-publish secrets rather than in the
-// volume attributes; both are read, secrets first.
-func driverToken(attrs, secrets map[string]string, audience string) (string, error) {
-	for _, src := range []struct {
-		where string
-		raw   string
-	}{
-		{"node publish secrets", secrets[AttrServiceAccountToks]},
-		{"attributes", attrs[AttrServiceAccountToks]},
-	} {
-		if src.raw == "" {
-			continue
-		}
-		var toks map[string]ServiceAccountToken
-		if err := json.Unmarshal([]byte(src.raw), &toks); err != nil {
-			return "", errorf("%s %q in the %s is not valid JSON: %v", "service account tokens", AttrServiceAccountToks, src.where, err)
-		}
-		if t, ok := toks[audience]; ok && t.Token != "" {
-			return t.Token, nil
-		}
-	}
-	return "", nil
 }
