@@ -35,6 +35,15 @@ func (e *TokenError) Error() string {
 
 func (e *TokenError) Unwrap() error { return e.err }
 
+// PodAttributesError means the driver sent neither a service account token
+// nor the pod attributes a TokenRequest needs: the Mount request itself is
+// incomplete, unlike a TokenError, where the cluster's set-up is at fault.
+type PodAttributesError struct{}
+
+func (e *PodAttributesError) Error() string {
+	return fmt.Sprintf("the driver sent no service account token and the pod attributes (%s, %s, %s, %s) are incomplete, so none can be requested", config.AttrPodName, config.AttrPodNamespace, config.AttrPodUID, config.AttrServiceAccountName)
+}
+
 // TokenRequester is the TokenRequest API.
 type TokenRequester interface {
 	CreateToken(ctx context.Context, namespace, serviceAccount string, tr *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error)
@@ -59,7 +68,7 @@ func (a *Authenticator) ServiceAccountToken(ctx context.Context, c *config.Confi
 	}
 	p := c.Pod
 	if p.Name == "" || p.Namespace == "" || p.UID == "" || p.ServiceAccountName == "" {
-		return "", config.Errorf("the driver sent no service account token and the pod attributes (%s, %s, %s, %s) are incomplete, so none can be requested", config.AttrPodName, config.AttrPodNamespace, config.AttrPodUID, config.AttrServiceAccountName)
+		return "", &PodAttributesError{}
 	}
 	ttl := int64(TokenRequestTTL / time.Second)
 	req := &authenticationv1.TokenRequest{

@@ -109,7 +109,7 @@ func TestTokenRequestFailures(t *testing.T) {
 		typ  string
 	}{
 		{"no kubernetes access", false, podConfig().Pod, nil, "tokenRequests", "token"},
-		{"incomplete pod info", true, config.Pod{Name: "p"}, nil, "pod attributes", "input"},
+		{"incomplete pod info", true, config.Pod{Name: "p"}, nil, "pod attributes", "pod"},
 		{"forbidden", true, podConfig().Pod, apierrors.NewForbidden(gr, "app", errors.New("no")), "serviceaccounts/token", "token"},
 		{"not found", true, podConfig().Pod, apierrors.NewNotFound(gr, "app"), "does not exist", "token"},
 	} {
@@ -131,15 +131,19 @@ func TestTokenRequestFailures(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not mention %q", err, tc.want)
 			}
+			// The two types map to different gRPC codes: each failure is
+			// exactly one of them.
 			var te *TokenError
+			var pe *PodAttributesError
+			isToken, isPod := errors.As(err, &te), errors.As(err, &pe)
 			switch tc.typ {
 			case "token":
-				if !errors.As(err, &te) {
-					t.Errorf("error %T is not a TokenError", err)
+				if !isToken || isPod {
+					t.Errorf("error %T: TokenError %v, PodAttributesError %v; want only a TokenError", err, isToken, isPod)
 				}
-			case "input":
-				if !config.IsInputError(err) {
-					t.Errorf("error %T is not an input error", err)
+			case "pod":
+				if !isPod || isToken {
+					t.Errorf("error %T: TokenError %v, PodAttributesError %v; want only a PodAttributesError", err, isToken, isPod)
 				}
 			}
 		})

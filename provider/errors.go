@@ -56,8 +56,10 @@ func toStatus(ctx context.Context, err error) *status.Status {
 		se    *vault.StatusError
 		ue    *vault.UnreachableError
 		ee    *vault.EmptyResponseError
+		sete  *vault.SettingsError
 		le    *auth.LoginError
 		te    *auth.TokenError
+		pae   *auth.PodAttributesError
 		ke    *KeyNotFoundError
 		de    *DecodeError
 		nk    *NoKeysError
@@ -70,6 +72,12 @@ func toStatus(ctx context.Context, err error) *status.Status {
 	case errors.Is(err, context.Canceled) || ctx.Err() == context.Canceled:
 		return status.New(codes.Canceled, msg)
 	case config.IsInputError(err):
+		return status.New(codes.InvalidArgument, msg)
+	case errors.As(err, &sete):
+		// TLS files named by the SecretProviderClass or the flags.
+		return status.New(codes.InvalidArgument, msg)
+	case errors.As(err, &pae):
+		// The driver's request lacks the pod's identity.
 		return status.New(codes.InvalidArgument, msg)
 	case errors.As(err, &le):
 		return status.New(codes.PermissionDenied, msg)

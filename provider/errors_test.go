@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	authenticationv1 "k8s.io/api/authentication/v1"
 
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
@@ -29,6 +30,10 @@ func TestToStatus(t *testing.T) {
 	}{
 		{"config error", config.Errorf("parameter %q is required", "roleName"), codes.InvalidArgument, []string{"roleName"}},
 		{"wrapped config error", fmt.Errorf("x: %w", config.Errorf("bad")), codes.InvalidArgument, nil},
+		{"TLS settings error", &vault.SettingsError{Addr: "https://vault:8200", Err: errors.New("open /etc/ca.pem: no such file")}, codes.InvalidArgument, []string{"Vault TLS settings for https://vault:8200", "vaultCACertPath"}},
+		{"wrapped TLS settings error", fmt.Errorf("all 2 Vault addresses failed; the last: %w", &vault.SettingsError{Addr: "a", Err: errors.New("bad PEM")}), codes.InvalidArgument, nil},
+		{"pod attributes error", &auth.PodAttributesError{}, codes.InvalidArgument, []string{"pod attributes", config.AttrPodUID}},
+		{"wrapped pod attributes error", fmt.Errorf("login: %w", &auth.PodAttributesError{}), codes.InvalidArgument, nil},
 		{"login error", &auth.LoginError{Role: "app", Mount: "kubernetes", Err: statusErr(403, "permission denied")}, codes.PermissionDenied, []string{`role "app"`}},
 		{"login error with 400 inside", &auth.LoginError{Role: "app", Mount: "kubernetes", Err: statusErr(400, "invalid role")}, codes.PermissionDenied, nil},
 		{"token error", &auth.TokenError{}, codes.FailedPrecondition, nil},
@@ -99,5 +104,34 @@ func TestObjectErrorUnwraps(t *testing.T) {
 	err = &objectError{object: "f", role: "r", err: statusErr(500)}
 	if strings.Contains(err.Error(), "check") {
 		t.Errorf("500 got a hint: %q", err)
+	}
+}
+
+// noTokenRequests fails the test if a TokenRequest is made.
+type noTokenRequests struct{ t *testing.T }
+
+func (n noTokenRequests) CreateToken(context.Context, string, string, *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
+	n.t.Error("TokenRequest made for a pod with incomplete attributes")
+	return nil, errors.New("unexpected TokenRequest")
+}
+
+// The errors vault and auth return for wrong input, as they return them,
+// keep the code they had as config errors: InvalidArgument.
+func TestToStatusOfStageInputErrors(t *testing.T) {
+	_, err := vault.NewPool(vault.Options{}).Client(vault.Target{Address: "https://vault:8200", TLS: config.TLS{CACert: "/nonexistent/ca.pem"}})
+	if err == nil {
+		t.Fatal("a client was built with a missing CA file")
+	}
+	if st := toStatus(context.Background(), err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "/nonexistent/ca.pem") {
+		t.Errorf("missing CA file: %v %q, want InvalidArgument naming the file", st.Code(), st.Message())
+	}
+
+	a := &auth.Authenticator{Kube: noTokenRequests{t}}
+	_, err = a.ServiceAccountToken(context.Background(), &config.Config{RoleName: "app", Pod: config.Pod{Name: "p"}})
+	if err == nil {
+		t.Fatal("a token was had for a pod with incomplete attributes")
+	}
+	if st := toStatus(context.Background(), err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "pod attributes") {
+		t.Errorf("incomplete pod attributes: %v %q, want InvalidArgument", st.Code(), st.Message())
 	}
 }

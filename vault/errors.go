@@ -79,6 +79,21 @@ func (e *EmptyResponseError) Error() string {
 	return fmt.Sprintf("%s: Vault answered %d with no data", e.Op, e.StatusCode)
 }
 
+// SettingsError means no client can be built from the TLS settings: a CA,
+// client certificate or key file that is missing, unreadable or not PEM. The
+// settings come from the SecretProviderClass or the provider's flags, not
+// from Vault, so retrying or failing over cannot help.
+type SettingsError struct {
+	Addr string
+	Err  error
+}
+
+func (e *SettingsError) Error() string {
+	return fmt.Sprintf("Vault TLS settings for %s cannot be used: %v; check vaultCACertPath, vaultCADirectory and the client cert/key paths (they are read on the provider's node)", e.Addr, e.Err)
+}
+
+func (e *SettingsError) Unwrap() error { return e.Err }
+
 // scrub drops the request URL that net/http puts in transport errors: for a
 // GET it holds the query, which may carry secretArgs values.
 func scrub(err error) error {

@@ -148,7 +148,7 @@ func (p *Pool) newAPIClient(addr string, t config.TLS) (*api.Client, error) {
 		TLSServerName: t.ServerName,
 		Insecure:      t.SkipTLSVerify,
 	}); err != nil {
-		return nil, config.Errorf("Vault TLS settings for %s cannot be used: %v; check vaultCACertPath, vaultCADirectory and the client cert/key paths (they are read on the provider's node)", addr, err)
+		return nil, &SettingsError{Addr: addr, Err: err}
 	}
 	c, err := api.NewClient(cfg)
 	if err != nil {

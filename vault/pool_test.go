@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
@@ -59,11 +60,28 @@ func TestPoolClientIdentity(t *testing.T) {
 	}
 }
 
-func TestPoolBadTLSIsInputError(t *testing.T) {
+func TestPoolBadTLSIsSettingsError(t *testing.T) {
 	p := NewPool(Options{})
 	_, err := p.Client(Target{Address: "https://vault:8200", TLS: config.TLS{CACert: "/nonexistent/ca.pem"}})
-	if err == nil || !config.IsInputError(err) {
-		t.Fatalf("err = %v, want an input error", err)
+	var se *SettingsError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v (%T), want a *SettingsError", err, err)
+	}
+	if se.Addr != "https://vault:8200" || se.Err == nil {
+		t.Errorf("SettingsError = %+v", se)
+	}
+	for _, want := range []string{"Vault TLS settings for https://vault:8200 cannot be used", "/nonexistent/ca.pem", "vaultCACertPath"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q does not contain %q", err, want)
+		}
+	}
+	// The class is vault's own; provider/errors.go maps it.
+	if config.IsInputError(err) {
+		t.Errorf("vault returned config's error class: %v", err)
+	}
+	// A failed setting is not remembered: the next call tries again.
+	if _, err := p.Client(Target{Address: "https://vault:8200", TLS: config.TLS{CACert: "/nonexistent/ca.pem"}}); !errors.As(err, &se) {
+		t.Errorf("second call: err = %v, want a *SettingsError again", err)
 	}
 }
 
