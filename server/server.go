@@ -71,17 +71,43 @@ func Listen(path string) (net.Listener, error) {
 	return lis, nil
 }
 
-// NewGRPC returns a gRPC server serving m as the v1alpha1 provider.
-func NewGRPC(m Mounter, runtimeVersion string) *grpc.Server {
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(observe, recoverPanics))
-	pb.RegisterCSIDriverProviderServer(s, &service{m: m, version: runtimeVersion})
+// Options tune the gRPC server. A field below 1 takes its default.
+type Options struct {
+	MaxConcurrentMounts       int // -max-concurrent-mounts
+	MaxConcurrentMountsPerPod int // -max-concurrent-mounts-per-pod
+	MaxQueuedMounts           int // -max-queued-mounts
+}
+
+func orDefault(v, def int) int {
+	if v < 1 {
+		return def
+	}
+	return v
+}
+
+// NewGRPC returns a gRPC server serving m as the v1alpha1 provider, with
+// Mounts admitted as o bounds them.
+func NewGRPC(m Mounter, runtimeVersion string, o Options) *grpc.Server {
+	s, _ := newGRPC(m, runtimeVersion, o)
 	return s
+}
+
+// newGRPC also returns the admission state, for tests.
+func newGRPC(m Mounter, runtimeVersion string, o Options) (*grpc.Server, *admission) {
+	adm := newAdmission(
+		orDefault(o.MaxConcurrentMounts, DefaultMaxConcurrentMounts),
+		orDefault(o.MaxConcurrentMountsPerPod, DefaultMaxConcurrentMountsPerPod),
+		orDefault(o.MaxQueuedMounts, DefaultMaxQueuedMounts))
+	s := grpc.NewServer(grpc.ChainUnaryInterceptor(observe, recoverPanics))
+	pb.RegisterCSIDriverProviderServer(s, &service{m: m, version: runtimeVersion, adm: adm})
+	return s, adm
 }
 
 type service struct {
 	pb.UnimplementedCSIDriverProviderServer
 	m       Mounter
 	version string
+	adm     *admission // Mounts only: Version (the health probes) never waits
 }
 
 func (s *service) Version(context.Context, *pb.VersionRequest) (*pb.VersionResponse, error) {
@@ -89,6 +115,11 @@ func (s *service) Version(context.Context, *pb.VersionRequest) (*pb.VersionRespo
 }
 
 func (s *service) Mount(ctx context.Context, req *pb.MountRequest) (*pb.MountResponse, error) {
+	release, err := s.adm.acquire(ctx, podUID(req.GetAttributes()))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	return s.m.Mount(ctx, req)
 }
 

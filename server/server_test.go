@@ -205,7 +205,7 @@ func start(t *testing.T, grace time.Duration) *running {
 		t.Fatal(err)
 	}
 	m := &mounter{started: make(chan struct{}, 1), release: make(chan struct{})}
-	gs := NewGRPC(m, "1.2.3-test")
+	gs := NewGRPC(m, "1.2.3-test", Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{path: path, cancel: cancel, exited: make(chan struct{}), m: m}
 	go func() {
@@ -345,7 +345,7 @@ func TestServeReturnsListenerError(t *testing.T) {
 		t.Fatal(err)
 	}
 	lis.Close()
-	gs := NewGRPC(&mounter{}, "x")
+	gs := NewGRPC(&mounter{}, "x", Options{})
 	if err := Serve(context.Background(), gs, lis, time.Second); err == nil {
 		t.Error("Serve on a closed listener returned nil")
 	}

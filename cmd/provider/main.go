@@ -57,6 +57,7 @@ type options struct {
 	fetchConc     int
 	maxResponse   int
 	grace         time.Duration
+	grpc          server.Options
 	vaultOpts     vault.Options
 	defaults      config.Defaults
 	debug         bool
@@ -130,6 +131,9 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	fs.Float64Var(&o.refresh, "refresh-fraction", auth.DefaultRefreshFraction, "share of a token's, lease's or certificate's lifetime after which it is renewed or replaced (0-1)")
 	fs.IntVar(&o.fetchConc, "fetch-concurrency", provider.DefaultFetchConcurrency, "Vault calls one Mount makes at once")
 	fs.IntVar(&o.maxResponse, "max-response-bytes", provider.MaxResponseBytes, "largest Mount response; match the driver's --max-call-recv-msg-size")
+	fs.IntVar(&o.grpc.MaxConcurrentMounts, "max-concurrent-mounts", server.DefaultMaxConcurrentMounts, "Mounts run at once; more wait in a queue")
+	fs.IntVar(&o.grpc.MaxConcurrentMountsPerPod, "max-concurrent-mounts-per-pod", server.DefaultMaxConcurrentMountsPerPod, "Mounts one pod runs at once; waiting pods are served in turn")
+	fs.IntVar(&o.grpc.MaxQueuedMounts, "max-queued-mounts", server.DefaultMaxQueuedMounts, "Mounts waiting for a slot; more are refused with ResourceExhausted")
 	fs.DurationVar(&o.grace, "shutdown-grace", 20*time.Second, "time in-flight Mounts get to finish on SIGTERM")
 	fs.BoolVar(&o.debug, "debug", false, "verbose logging (same as -v=4)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -151,6 +155,18 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	}
 	if o.cacheSize < 1 {
 		return nil, fmt.Errorf("-cache-size %d must be at least 1", o.cacheSize)
+	}
+	for _, l := range []struct {
+		name string
+		v    int
+	}{
+		{"max-concurrent-mounts", o.grpc.MaxConcurrentMounts},
+		{"max-concurrent-mounts-per-pod", o.grpc.MaxConcurrentMountsPerPod},
+		{"max-queued-mounts", o.grpc.MaxQueuedMounts},
+	} {
+		if l.v < 1 {
+			return nil, fmt.Errorf("-%s %d must be at least 1", l.name, l.v)
+		}
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, fmt.Errorf("-log-format %q: use text or json", o.logFormat)
@@ -187,7 +203,7 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	gs := server.NewGRPC(p, buildinfo.Get())
+	gs := server.NewGRPC(p, buildinfo.Get(), o.grpc)
 
 	if o.healthAddr != "" {
 		h, closeHealth, err := server.NewHealthHandler(socket)

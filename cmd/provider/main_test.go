@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
+	"github.com/vault-csi-provider/vault-csi-provider/server"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
 
@@ -38,6 +39,9 @@ func TestParseFlagsDefaults(t *testing.T) {
 		{"fetch concurrency", o.fetchConc, provider.DefaultFetchConcurrency},
 		{"max response", o.maxResponse, provider.MaxResponseBytes},
 		{"grace", o.grace, 20 * time.Second},
+		{"max concurrent mounts", o.grpc.MaxConcurrentMounts, server.DefaultMaxConcurrentMounts},
+		{"max concurrent mounts per pod", o.grpc.MaxConcurrentMountsPerPod, server.DefaultMaxConcurrentMountsPerPod},
+		{"max queued mounts", o.grpc.MaxQueuedMounts, server.DefaultMaxQueuedMounts},
 		{"hmac name", o.hmacName, "vault-csi-provider-hmac-key"},
 		{"hmac namespace", o.hmacNamespace, ""},
 	}
@@ -177,6 +181,17 @@ func TestParseFlagsEnvironment(t *testing.T) {
 	}
 }
 
+func TestParseFlagsMountLimits(t *testing.T) {
+	o, err := parse(t, []string{"-max-concurrent-mounts=8", "-max-concurrent-mounts-per-pod", "2", "-max-queued-mounts=100"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := server.Options{MaxConcurrentMounts: 8, MaxConcurrentMountsPerPod: 2, MaxQueuedMounts: 100}
+	if o.grpc != want {
+		t.Errorf("mount limits = %+v, want %+v", o.grpc, want)
+	}
+}
+
 func TestParseFlagsErrors(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -193,6 +208,9 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"refresh fraction 1", []string{"-refresh-fraction", "1"}, "-refresh-fraction"},
 		{"refresh fraction 0", []string{"-refresh-fraction", "0"}, "-refresh-fraction"},
 		{"cache size 0", []string{"-cache-size", "0"}, "-cache-size"},
+		{"max concurrent mounts 0", []string{"-max-concurrent-mounts", "0"}, "-max-concurrent-mounts 0 must be at least 1"},
+		{"max concurrent mounts per pod 0", []string{"-max-concurrent-mounts-per-pod", "0"}, "-max-concurrent-mounts-per-pod 0 must be at least 1"},
+		{"max queued mounts negative", []string{"-max-queued-mounts", "-1"}, "-max-queued-mounts -1 must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

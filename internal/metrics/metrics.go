@@ -77,6 +77,38 @@ var (
 		Help:      "Mounts served, by position of the Vault address in the failover list (0 is the first).",
 	}, []string{"position"})
 
+	// MountsInFlight reports the Mounts holding an admission slot.
+	MountsInFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "mounts_in_flight",
+		Help:      "Mounts running (holding one of -max-concurrent-mounts slots).",
+	})
+
+	// MountsQueued reports the Mounts waiting for an admission slot.
+	MountsQueued = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "mounts_queued",
+		Help:      "Mounts waiting for a free slot (at most -max-queued-mounts).",
+	})
+
+	// MountAdmissionWait observes how long admitted Mounts waited for a
+	// slot (about 0 when one was free).
+	MountAdmissionWait = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace,
+		Name:      "mount_admission_wait_seconds",
+		Help:      "Time admitted Mounts waited for a free slot.",
+		Buckets:   []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	})
+
+	// MountAdmissionRejections counts Mounts that never got a slot, by
+	// reason: "queue_full" (refused at once), "deadline", "canceled" (while
+	// waiting).
+	MountAdmissionRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "mount_admission_rejections_total",
+		Help:      "Mounts refused a slot, by reason (queue_full, deadline, canceled).",
+	}, []string{"reason"})
+
 	// Objects counts objects rendered into files.
 	Objects = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace,
@@ -91,5 +123,6 @@ func init() {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		GRPCRequests, GRPCDuration, VaultRequests, VaultDuration, Objects,
 		TokenCache, LeaseCache, CachedEntries, VaultAddressServed,
+		MountsInFlight, MountsQueued, MountAdmissionWait, MountAdmissionRejections,
 	)
 }

@@ -196,7 +196,7 @@ func serve(p *provider.Provider) (*running, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{socket: socket, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- server.Serve(ctx, server.NewGRPC(p, "test"), lis, 5*time.Second) }()
+	go func() { r.done <- server.Serve(ctx, server.NewGRPC(p, "test", server.Options{}), lis, 5*time.Second) }()
 	if r.client, err = driverclient.Dial(socket); err != nil {
 		cancel()
 		return nil, err
