@@ -2,9 +2,10 @@ package config_test
 
 // Fuzz targets for everything the provider parses from a Mount request. They
 // prove, for any input, that parsing never panics, that every refusal is an
-// input error (InvalidArgument, nothing reaches Vault), and that what is
+// input error (InvalidArgument, nothing reaches Vault), that what is
 // accepted is something the driver will accept and the provider can turn
-// into a Vault request.
+// into a Vault request, and (FuzzParse, FuzzParseObjects) that parsing
+// allocates no more than linearly in the input (allocBound).
 //
 // `go test ./config` runs every seed below. Short CI smoke run of all four
 // targets (one `go test` call each; -fuzzminimizetime keeps the fuzzer from

@@ -19,8 +19,9 @@ type Limits struct {
 	MaxAttributesBytes int
 	// MaxObjectsBytes bounds the "objects" parameter, checked before it is
 	// parsed. yaml.v3 builds a node tree of up to ~130 bytes per input byte
-	// (dense flow sequences; ~35 for ordinary objects), so this also bounds
-	// the parse's memory.
+	// (dense flow collections; ordinary objects ~15) and the text is parsed
+	// twice (the alias check, then the strict decode), so this bounds the
+	// parse's memory too: at the default, ~280 MiB allocated at worst.
 	MaxObjectsBytes int
 	// MaxObjects bounds the number of objects, counted in the YAML tree
 	// before the objects are decoded.

@@ -290,20 +290,33 @@ func TestAliasBombsRefusedCheaply(t *testing.T) {
 // yaml.v3's node tree keeps aliases as pointers (its own alias-ratio
 // check applies only when decoding into Go values, and not at all into a
 // Node), so the tree checkTree builds grows with the input, not with what
-// the aliases would expand to: the densest alias list the size limit
-// lets through is refused within a bound linear in its size.
-func TestCheckTreeLinearAtTheSizeLimit(t *testing.T) {
-	s := "- {objectName: a, secretPath: p, secretArgs: {l: [&a x" + strings.Repeat(",*a", (DefaultMaxObjectsBytes-100)/3) + "]}}\n"
-	if len(s) > DefaultMaxObjectsBytes {
-		t.Fatalf("test input is %d bytes, over the limit", len(s))
+// the aliases would expand to. At the default size limit, the densest
+// alias list, and the densest YAML at all (parsed twice: for the alias
+// check, then strictly), are refused within a bound linear in their size.
+func TestParseObjectsLinearAtTheSizeLimit(t *testing.T) {
+	const room = DefaultMaxObjectsBytes - 100
+	for _, tt := range []struct {
+		name    string
+		objects string
+		err     string
+		perByte int
+	}{
+		{"aliases", "- {objectName: a, secretPath: p, secretArgs: {l: [&a x" + strings.Repeat(",*a", room/3) + "]}}\n", "YAML anchor &a", 256},
+		{"flow sequence", "- {objectName: a, secretPath: p, secretArgs: {l: [" + strings.Repeat("a,", room/2) + "]}}\n", "larger than 10000 values", 512},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if len(tt.objects) > DefaultMaxObjectsBytes {
+				t.Fatalf("test input is %d bytes, over the limit", len(tt.objects))
+			}
+			var err error
+			n := allocated(func() { _, err = ParseObjects(tt.objects) })
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("ParseObjects = %v, want an error containing %q", err, tt.err)
+			}
+			if limit := uint64(tt.perByte * len(tt.objects)); n > limit {
+				t.Errorf("%d bytes allocated %d MiB, want at most %d MiB (%d per input byte)", len(tt.objects), n>>20, limit>>20, tt.perByte)
+			}
+			t.Logf("%d bytes in, %.1f MiB allocated (%.0f per byte)", len(tt.objects), float64(n)/(1<<20), float64(n)/float64(len(tt.objects)))
+		})
 	}
-	var err error
-	n := allocated(func() { _, err = ParseObjects(s) })
-	if err == nil || !strings.Contains(err.Error(), "YAML anchor &a") {
-		t.Fatalf("ParseObjects = %v, want the anchor refused", err)
-	}
-	if limit := uint64(256 * len(s)); n > limit {
-		t.Errorf("%d bytes of aliases allocated %d MiB, want at most %d MiB (256 per input byte)", len(s), n>>20, limit>>20)
-	}
-	t.Logf("%d bytes in, %.1f MiB allocated (%.0f per byte)", len(s), float64(n)/(1<<20), float64(n)/float64(len(s)))
 }
