@@ -55,6 +55,9 @@ type Defaults struct {
 	VaultNamespace string
 	AuthMountPath  string
 	TLS            TLS
+	// Limits bound the work of parsing one Mount's attributes; zero
+	// fields are the defaults.
+	Limits Limits
 }
 
 // TLS holds the Vault client TLS settings. Paths are read on the provider's
@@ -113,6 +116,10 @@ func (c *Config) TokenAudience() string {
 // Parse validates a Mount request's attributes, secrets and permission, all as
 // the driver sends them (JSON strings), against the provider defaults.
 func Parse(attributesJSON, secretsJSON, permissionJSON string, d Defaults) (*Config, error) {
+	lim := d.Limits.WithDefaults()
+	if err := lim.checkAttributes(attributesJSON); err != nil {
+		return nil, err
+	}
 	var attrs map[string]string
 	if err := json.Unmarshal([]byte(attributesJSON), &attrs); err != nil {
 		return nil, errorf("attributes are not a JSON object of strings: %v", err)
@@ -221,7 +228,7 @@ func Parse(attributesJSON, secretsJSON, permissionJSON string, d Defaults) (*Con
 	}
 	c.Token = tok
 
-	c.Objects, err = ParseObjects(attrs[ParamObjects])
+	c.Objects, err = parseObjects(attrs[ParamObjects], lim)
 	if err != nil {
 		return nil, err
 	}

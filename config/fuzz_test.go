@@ -2,9 +2,10 @@ package config_test
 
 // Fuzz targets for everything the provider parses from a Mount request. They
 // prove, for any input, that parsing never panics, that every refusal is an
-// input error (InvalidArgument, nothing reaches Vault), and that what is
+// input error (InvalidArgument, nothing reaches Vault), that what is
 // accepted is something the driver will accept and the provider can turn
-// into a Vault request.
+// into a Vault request, and (FuzzParse, FuzzParseObjects) that parsing
+// allocates no more than linearly in the input (allocBound).
 //
 // `go test ./config` runs every seed below. Short CI smoke run of all four
 // targets (one `go test` call each; -fuzzminimizetime keeps the fuzzer from
@@ -29,6 +30,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -255,6 +257,7 @@ func FuzzParse(f *testing.F) {
 		{config.ParamObjects: "- {objectName: a, secretPath: p, method: PUT, secretArgs: {n: .inf}}"},
 		{config.ParamObjects: "- {objectName: a, secretPath: p, secretArgs: {m: {1: 2}}}"},
 		{config.ParamObjects: "- &a {objectName: a, secretPath: p}\n- *a"},
+		{config.ParamObjects: "- {objectName: a, secretPath: p, secretArgs: {a: &a [x, x], b: &b [*a, *a], c: [*b, *b]}}"},
 		{config.ParamObjects: "- {objectName: a, secretPath: p}\n---\n- {objectName: b, secretPath: q}"},
 	} {
 		f.Add(base(over), "null", "420")
@@ -269,7 +272,11 @@ func FuzzParse(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, attributes, secrets, permission string) {
-		cfg, err := config.Parse(attributes, secrets, permission, fuzzDefaults)
+		var cfg *config.Config
+		var err error
+		checkAlloc(t, len(attributes)+len(secrets)+len(permission), func() {
+			cfg, err = config.Parse(attributes, secrets, permission, fuzzDefaults)
+		})
 		if err != nil {
 			if !config.IsInputError(err) {
 				t.Fatalf("Parse error is not an input error (%T): %v", err, err)
@@ -337,6 +344,10 @@ func FuzzParseObjects(f *testing.F) {
 		"- {objectName: a, secretPath: p, secretArgs: {<<: {x: 1}, y: 2}}",
 		"- &o {objectName: a, secretPath: p}\n- *o",
 		"- {objectName: a, secretPath: p, secretArgs: &x {a: *x}}",
+		"- {objectName: a, secretPath: p, secretArgs: {s: &s xxxxxxxx, l: [*s, *s, *s, *s]}}",
+		"- {objectName: a, secretPath: p, secretArgs: {a: &a [x, x], b: &b [*a, *a], c: [*b, *b]}}",
+		"- {objectName: a, secretPath: p, secretKey: k}\n- {objectName: t, template: &t '{{ .Values.a }}'}\n- {objectName: u, template: *t}",
+		"- {<<: {objectName: a, secretKey: k}, secretPath: p}",
 		"- {objectName: a, secretPath: p}\n---\n- {objectName: b, secretPath: q}",
 		"- {objectName: a, secretPath: p}\n---\n",
 		"- objectName: a\n  secretPath: p\n  secretkey: k\n",
@@ -349,8 +360,13 @@ func FuzzParseObjects(f *testing.F) {
 	} {
 		f.Add(s)
 	}
+	// An alias bomb the allocation bound catches if aliases get through:
+	// 26 kB that secretArgs would expand to 36 MB of JSON.
+	f.Add("- {objectName: a, secretPath: p, method: PUT, secretArgs: {s: &s " + strings.Repeat("x", 8000) + ", l: [" + strings.Repeat("*s, ", 4500) + "]}}")
 	f.Fuzz(func(t *testing.T, s string) {
-		objs, err := config.ParseObjects(s)
+		var objs []config.Object
+		var err error
+		checkAlloc(t, len(s), func() { objs, err = config.ParseObjects(s) })
 		if err != nil {
 			if !config.IsInputError(err) {
 				t.Fatalf("ParseObjects error is not an input error (%T): %v", err, err)
@@ -359,6 +375,27 @@ func FuzzParseObjects(f *testing.F) {
 		}
 		checkObjects(t, objs)
 	})
+}
+
+// allocBound is what parsing n bytes of input may allocate, generously:
+// yaml.v3's node tree costs up to ~130 bytes per input byte and is built
+// twice (the alias check, then the strict decode), text/template's tree
+// up to ~90 per template byte. Anything that amplifies its input (YAML
+// aliases, a parse that copies per reference) goes past it.
+func allocBound(n int) uint64 { return 512*uint64(n) + 16<<20 }
+
+// checkAlloc runs f and fails if it allocated more than allocBound(n).
+// TotalAlloc counts every allocation, freed or not, so it bounds the heap
+// growth f can cause.
+func checkAlloc(t *testing.T, n int, f func()) {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > allocBound(n) {
+		t.Fatalf("%d bytes of input allocated %d bytes, over the bound of %d", n, got, allocBound(n))
+	}
 }
 
 func FuzzValidateFileName(f *testing.F) {

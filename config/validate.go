@@ -18,7 +18,9 @@ const (
 	maxNameLength  = 4096
 )
 
-func (o *Object) normalize() error {
+// normalize checks and normalizes o, charging its template and secretArgs
+// to b before they are parsed or kept.
+func (o *Object) normalize(b *budget) error {
 	if o.ObjectName == "" {
 		return errors.New("objectName is empty: name the file to write")
 	}
@@ -31,7 +33,7 @@ func (o *Object) normalize() error {
 		o.WriteFile = nil
 	}
 	if o.IsTemplate() {
-		return o.normalizeTemplate()
+		return o.normalizeTemplate(b)
 	}
 	if strings.TrimSpace(o.SecretPath) == "" {
 		return errors.New("secretPath is empty: give the Vault path to read, e.g. secret/data/app (or a template)")
@@ -58,8 +60,14 @@ func (o *Object) normalize() error {
 		return fmt.Errorf("encoding %q is not supported: use utf-8, base64 or hex", o.Encoding)
 	}
 	if o.SecretArgs != nil {
-		if _, err := json.Marshal(o.SecretArgs); err != nil {
+		// No larger than the YAML that spells it (no aliases), give or
+		// take JSON's escapes.
+		body, err := json.Marshal(o.SecretArgs)
+		if err != nil {
 			return fmt.Errorf("secretArgs cannot be sent as JSON: %v", err)
+		}
+		if err := b.secretArgs(len(body)); err != nil {
+			return err
 		}
 	}
 	if !o.Written() && o.FilePermission != 0 {
@@ -70,7 +78,7 @@ func (o *Object) normalize() error {
 
 // normalizeTemplate checks a template object: it reads nothing from Vault
 // itself, so the fields of a Vault read are mistakes.
-func (o *Object) normalizeTemplate() error {
+func (o *Object) normalizeTemplate(b *budget) error {
 	var bad []string
 	for _, f := range []struct {
 		name string
@@ -91,6 +99,9 @@ func (o *Object) normalizeTemplate() error {
 	}
 	if !o.Written() {
 		return errors.New("writeFile: false on a template would render it for nothing: templates cannot use other templates")
+	}
+	if err := b.template(o); err != nil {
+		return err
 	}
 	t, err := tmpl.Parse(o.ObjectName, o.Template)
 	if err != nil {

@@ -11,35 +11,45 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 )
 
-// ParseObjects parses and validates the "objects" YAML list.
+// ParseObjects parses and validates the "objects" YAML list within the
+// default Limits.
 func ParseObjects(s string) ([]Object, error) {
+	return parseObjects(s, DefaultLimits)
+}
+
+// parseObjects parses s within lim (every field set). The work is bounded
+// before it is done: the size of s, then (on yaml.v3's node tree, which
+// keeps an alias as a pointer to its anchor instead of expanding it)
+// no anchors or aliases and the number of objects, and only then the
+// decoding, in which nothing can be larger than the text that spells it;
+// templates and secretArgs are charged before they are parsed or encoded.
+func parseObjects(s string, lim Limits) ([]Object, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errorf("parameter %q is empty: list at least one object with objectName and secretPath", ParamObjects)
 	}
+	if len(s) > lim.MaxObjectsBytes {
+		return nil, overLimit(fmt.Sprintf("parameter %q is", ParamObjects), len(s), "bytes", lim.MaxObjectsBytes, FlagMaxObjectsBytes)
+	}
+	if err := checkTree(s, lim); err != nil {
+		return nil, err
+	}
+	// Decoded again, strictly (yaml.v3 checks known fields only when
+	// decoding text, not a node); checkTree made it safe to.
 	dec := yaml.NewDecoder(strings.NewReader(s))
 	dec.KnownFields(true)
 	var objs []Object
 	if err := dec.Decode(&objs); err != nil {
-		msg := yamlError(err)
-		if strings.Contains(s, "*") && strings.Contains(msg, "did not find expected alphabetic or numeric character") {
-			// secretKey: * is a YAML alias, not the string "*".
-			msg += ` (an unquoted * starts a YAML alias: write secretKey: "*")`
-		}
-		return nil, errorf("parameter %q is not a valid YAML list of objects: %s", ParamObjects, msg)
-	}
-	// A second document would be silently ignored; refuse it instead.
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errorf("parameter %q holds more than one YAML document: keep a single list", ParamObjects)
+		return nil, decodeError(s, err)
 	}
 	if len(objs) == 0 {
 		return nil, errorf("parameter %q lists no objects", ParamObjects)
 	}
 
 	seen := make(map[string]int, len(objs))
+	b := &budget{lim: lim}
 	for i := range objs {
 		o := &objs[i]
-		if err := o.normalize(); err != nil {
+		if err := o.normalize(b); err != nil {
 			if o.ObjectName == "" {
 				return nil, errorf("object #%d: %v", i+1, err)
 			}
@@ -57,6 +67,64 @@ func ParseObjects(s string) ([]Object, error) {
 		return nil, err
 	}
 	return objs, nil
+}
+
+// checkTree parses s into yaml.v3's node tree, which holds no more nodes
+// than s has tokens, and refuses what would make decoding it cost more
+// than its size: anchors and aliases (a list of aliases to one large
+// value is that value many times over, in memory and in every later
+// stage), a second document, and more than MaxObjects objects.
+func checkTree(s string, lim Limits) error {
+	dec := yaml.NewDecoder(strings.NewReader(s))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		return decodeError(s, err)
+	}
+	if err := refuseAliases(&doc); err != nil {
+		return err
+	}
+	// A second document would be silently ignored; refuse it instead.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errorf("parameter %q holds more than one YAML document: keep a single list", ParamObjects)
+	}
+	if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.SequenceNode {
+		if n := len(doc.Content[0].Content); n > lim.MaxObjects {
+			return overLimit(fmt.Sprintf("parameter %q lists", ParamObjects), n, "objects", lim.MaxObjects, FlagMaxObjects)
+		}
+	}
+	return nil
+}
+
+// refuseAliases refuses the first anchor or alias in n, depth first.
+// Aliases can only point back to anchors, so the walk is a tree walk.
+func refuseAliases(n *yaml.Node) error {
+	// An explicit stack: the depth of n is the attacker's.
+	stack := []*yaml.Node{n}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		switch {
+		case n.Kind == yaml.AliasNode:
+			return errorf("parameter %q uses the YAML alias *%s at line %d: anchors (&name) and aliases (*name) are not accepted in objects; write each value out where it is used", ParamObjects, n.Value, n.Line)
+		case n.Anchor != "":
+			return errorf("parameter %q sets the YAML anchor &%s at line %d: anchors (&name) and aliases (*name) are not accepted in objects; write each value out where it is used", ParamObjects, n.Anchor, n.Line)
+		}
+		for i := len(n.Content) - 1; i >= 0; i-- {
+			stack = append(stack, n.Content[i])
+		}
+	}
+	return nil
+}
+
+// decodeError reports a YAML error in the objects parameter s.
+func decodeError(s string, err error) error {
+	msg := yamlError(err)
+	if strings.Contains(s, "*") && strings.Contains(msg, "did not find expected alphabetic or numeric character") {
+		// secretKey: * is a YAML alias, not the string "*".
+		msg += ` (an unquoted * starts a YAML alias: write secretKey: "*")`
+	}
+	return errorf("parameter %q is not a valid YAML list of objects: %s", ParamObjects, msg)
 }
 
 func yamlError(err error) string {
@@ -91,8 +159,9 @@ func (a *SecretArgs) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// Bounds on secretArgs, which YAML aliases could otherwise make cyclic or
-// exponentially large.
+// Bounds on secretArgs. ParseObjects refuses YAML aliases, which could
+// make them cyclic or exponentially large; these bounds stand for any
+// other decoder of SecretArgs.
 const (
 	maxArgDepth = 32
 	maxArgNodes = 10000

@@ -140,6 +140,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	fs.BoolVar(&o.showVersion, "version", false, "print version and exit")
 
 	wiring.VaultFlags(fs, &o.defaults, &o.vaultOpts, getenv)
+	wiring.LimitFlags(fs, &o.defaults.Limits)
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err

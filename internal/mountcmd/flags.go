@@ -72,6 +72,7 @@ var sections = []struct {
 	{"Output", []string{"out", "show-values"}},
 	{"Vault (the server's flags and VAULT_* variables)", []string{"vault-addr", "vault-mount", "vault-namespace", "vault-tls-ca-cert", "vault-tls-ca-directory", "vault-tls-server-name", "vault-tls-client-cert", "vault-tls-client-key", "vault-tls-skip-verify", "vault-max-retries", "vault-timeout"}},
 	{"Provider", []string{"hmac-key-file", "revoke", "timeout", "fetch-concurrency", "max-response-bytes", "v"}},
+	{"Limits on the SecretProviderClass (the server's flags)", []string{config.FlagMaxAttributesBytes, config.FlagMaxObjectsBytes, config.FlagMaxObjects, config.FlagMaxTemplateBytes, config.FlagMaxTemplatesBytes, config.FlagMaxSecretArgsBytes}},
 }
 
 const synopsis = `Usage: provider mount [flags] SPC.yaml
@@ -112,6 +113,7 @@ func newFlagSet(o *options, getenv func(string) string) *flag.FlagSet {
 	fs.BoolVar(&o.showValues, "show-values", false, "print the values (quoted) instead of <hidden, N bytes>")
 
 	wiring.VaultFlags(fs, &o.defaults, &o.vaultOpts, getenv)
+	wiring.LimitFlags(fs, &o.defaults.Limits)
 
 	fs.StringVar(&o.hmacKeyFile, "hmac-key-file", "", "a `FILE` with the provider's 32-byte object-version key (raw, hex or base64) to print the versions the cluster would show (default: a random key; versions are then only indicative)")
 	fs.BoolVar(&o.revoke, "revoke", true, "revoke the Vault token afterwards, and with it the leases (dynamic credentials) issued under it; -revoke=false keeps them until they expire")

@@ -109,6 +109,17 @@ func TestParseArgs(t *testing.T) {
 			},
 		},
 		{
+			name: "limit flags as the server's",
+			args: []string{"-token-file", "t", "-max-objects", "3", "-max-template-bytes", "100", "spc.yaml"},
+			check: func(t *testing.T, o *options) {
+				want := config.DefaultLimits
+				want.MaxObjects, want.MaxTemplateBytes = 3, 100
+				if o.defaults.Limits != want {
+					t.Errorf("limits %+v, want %+v", o.defaults.Limits, want)
+				}
+			},
+		},
+		{
 			name: "pod identity flags",
 			args: []string{"-token-file", "t", "-pod-name", "p", "-pod-namespace", "ns", "-pod-uid", "u", "-service-account", "sa", "-revoke=false", "-timeout", "5s", "spc.yaml"},
 			check: func(t *testing.T, o *options) {

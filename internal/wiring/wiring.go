@@ -54,6 +54,20 @@ func VaultFlags(fs *flag.FlagSet, d *config.Defaults, o *vault.Options, getenv f
 	fs.DurationVar(&o.Timeout, "vault-timeout", vault.DefaultOptions.Timeout, "timeout of one Vault HTTP attempt")
 }
 
+// LimitFlags registers the flags of config.Limits (-max-attributes-bytes,
+// -max-objects-bytes, -max-objects, -max-template-bytes,
+// -max-templates-bytes, -max-secret-args-bytes) on fs: what parsing one
+// Mount's SecretProviderClass may cost. Each refusal names its flag.
+func LimitFlags(fs *flag.FlagSet, l *config.Limits) {
+	d := config.DefaultLimits
+	fs.IntVar(&l.MaxAttributesBytes, config.FlagMaxAttributesBytes, d.MaxAttributesBytes, "largest Mount attributes JSON (SecretProviderClass parameters with the pod's volumeAttributes), in bytes; 0: the default")
+	fs.IntVar(&l.MaxObjectsBytes, config.FlagMaxObjectsBytes, d.MaxObjectsBytes, "largest objects parameter, in bytes; 0: the default")
+	fs.IntVar(&l.MaxObjects, config.FlagMaxObjects, d.MaxObjects, "most objects in one SecretProviderClass; 0: the default")
+	fs.IntVar(&l.MaxTemplateBytes, config.FlagMaxTemplateBytes, d.MaxTemplateBytes, "largest template source of one object, in bytes; 0: the default")
+	fs.IntVar(&l.MaxTemplatesBytes, config.FlagMaxTemplatesBytes, d.MaxTemplatesBytes, "largest total of a SecretProviderClass's template sources, in bytes; 0: the default")
+	fs.IntVar(&l.MaxSecretArgsBytes, config.FlagMaxSecretArgsBytes, d.MaxSecretArgsBytes, "largest total of a SecretProviderClass's secretArgs, as JSON, in bytes; 0: the default")
+}
+
 // Tuning are the provider's cache and limit settings.
 type Tuning struct {
 	CacheSize        int     // Vault tokens cached (-cache-size)
