@@ -1,4 +1,4 @@
-package auth
+package cache
 
 import (
 	"context"
@@ -8,10 +8,10 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
 
-func TestTokenCacheRevokeAll(t *testing.T) {
+func TestRevokeAll(t *testing.T) {
 	tests := []struct {
 		name       string
-		pods       []string // identities holding a cached token
+		pods       []string // identities holding a cached token and a lease
 		preRevoked []string // whose tokens Vault already revoked (revoke-self then fails)
 		wantN      int
 		wantErr    string
@@ -23,20 +23,25 @@ func TestTokenCacheRevokeAll(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, 10)
+			h := newHarness(t, Options{TokenCacheSize: 10})
 			var evicted []string
-			h.tc.OnEvict = func(tok *vault.Token) { evicted = append(evicted, tok.Value) }
+			forget := h.c.tokens.onEvict
+			h.c.tokens.onEvict = func(key string, tok *vault.Token) {
+				evicted = append(evicted, tok.Value)
+				forget(key, tok)
+			}
 			tokens := map[string]string{}
 			for _, uid := range tt.pods {
-				tokens[uid] = h.token(h.identity(uid)).Value
+				cfg := h.pod(uid)
+				tok := h.token(cfg)
+				tokens[uid] = tok.Value
+				h.fetch(tok, idOf(cfg), dbReq("x"))
 			}
-			h.fv.mu.Lock()
 			for _, uid := range tt.preRevoked {
-				h.fv.revoked[tokens[uid]] = true
+				h.fv.revoke(tokens[uid])
 			}
-			h.fv.mu.Unlock()
 
-			n, err := h.tc.RevokeAll(context.Background())
+			n, err := h.c.RevokeAll(context.Background())
 			if n != tt.wantN {
 				t.Errorf("RevokeAll revoked %d tokens, want %d", n, tt.wantN)
 			}
@@ -56,16 +61,19 @@ func TestTokenCacheRevokeAll(t *testing.T) {
 				}
 			}
 			if len(evicted) != len(tokens) {
-				t.Errorf("OnEvict saw %d tokens, want %d", len(evicted), len(tokens))
+				t.Errorf("onEvict saw %d tokens, want %d", len(evicted), len(tokens))
+			}
+			if n := h.c.Leases(); n != 0 {
+				t.Errorf("%d leases cached after RevokeAll, want none: they went with their tokens", n)
 			}
 			// The cache is empty: each identity logs in anew.
-			logins := h.fv.logins()
+			logins := h.fv.loginCount()
 			for uid, val := range tokens {
-				if got := h.token(h.identity(uid)); got.Value == val {
+				if got := h.token(h.pod(uid)); got.Value == val {
 					t.Errorf("pod %s got its revoked token back", uid)
 				}
 			}
-			if got := h.fv.logins() - logins; got != len(tokens) {
+			if got := h.fv.loginCount() - logins; got != len(tokens) {
 				t.Errorf("%d logins after RevokeAll, want %d", got, len(tokens))
 			}
 		})
