@@ -575,3 +575,118 @@ func TestFetchShortLivedCreator(t *testing.T) {
 		})
 	}
 }
+
+// checkIndex fails the test unless the token index lists exactly the cached
+// leases, each under its creator.
+func checkIndex(t *testing.T, c *leaseCache) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	indexed := 0
+	for tk, keys := range c.byToken {
+		if len(keys) == 0 {
+			t.Errorf("token %q indexed with no leases", tk)
+		}
+		for k := range keys {
+			indexed++
+			if e, ok := c.items[k]; !ok || e.creator != tk {
+				t.Errorf("index lists %q under %q, not a lease of that token", k, tk)
+			}
+		}
+	}
+	leases := 0
+	for _, e := range c.items {
+		if e.creator != "" {
+			leases++
+		}
+	}
+	if indexed != leases {
+		t.Errorf("%d leases indexed, %d cached", indexed, leases)
+	}
+}
+
+// Forgetting a token drops exactly the leases it created, by identity and
+// accessor: leases since re-issued under another token, certificates, and
+// other identities' leases stay.
+func TestForgetToken(t *testing.T) {
+	a := token("a", 0, epoch)
+	b := token("b", 0, epoch)
+	tests := []struct {
+		name string
+		// steps run before forget(podID("pod-a"), a); they return what
+		// should be a hit afterwards and what should not.
+		steps  func(h *harness) (kept, gone []config.Request)
+		forget Identity
+	}{
+		{name: "the token's leases go", forget: podID("pod-a"), steps: func(h *harness) (kept, gone []config.Request) {
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			h.fetch(a, podID("pod-a"), dbReq("y"))
+			return nil, []config.Request{dbReq("x"), dbReq("y")}
+		}},
+		{name: "a renewed lease still belongs to its creator", forget: podID("pod-a"), steps: func(h *harness) (kept, gone []config.Request) {
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			h.clk.Advance(2401 * s)
+			if _, o := h.fetch(a, podID("pod-a"), dbReq("x")); o != Renewed {
+				h.t.Fatalf("second fetch %s, want renewed", o)
+			}
+			return nil, []config.Request{dbReq("x")}
+		}},
+		{name: "a lease re-issued under another token stays", forget: podID("pod-a"), steps: func(h *harness) (kept, gone []config.Request) {
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			h.fetch(a, podID("pod-a"), dbReq("y"))
+			h.clk.Advance(2401 * s)
+			if _, o := h.fetch(b, podID("pod-a"), dbReq("x")); o != Issued {
+				h.t.Fatalf("fetch under b: %s, want issued", o)
+			}
+			return []config.Request{dbReq("x")}, []config.Request{dbReq("y")}
+		}},
+		{name: "certificates do not die with the token", forget: podID("pod-a"), steps: func(h *harness) (kept, gone []config.Request) {
+			h.fetch(a, podID("pod-a"), pkiReq("a.example.com"))
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			return []config.Request{pkiReq("a.example.com")}, []config.Request{dbReq("x")}
+		}},
+		{name: "another identity's token with the same accessor keeps its leases", forget: podID("pod-b"), steps: func(h *harness) (kept, gone []config.Request) {
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			return []config.Request{dbReq("x")}, nil
+		}},
+		{name: "a lease evicted for room leaves the index", forget: podID("pod-a"), steps: func(h *harness) (kept, gone []config.Request) {
+			// The cache holds two; y ends first and makes room for z.
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			h.fetch(a, podID("pod-a"), dbReq("y", "ttl", "60"))
+			h.fetch(a, podID("pod-a"), dbReq("z"))
+			return nil, []config.Request{dbReq("x"), dbReq("y", "ttl", "60"), dbReq("z")}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, Options{LeaseCacheSize: 2})
+			kept, gone := tt.steps(h)
+			checkIndex(t, h.c.leases)
+			h.c.leases.forgetToken(tt.forget.Key(), a.Accessor)
+			checkIndex(t, h.c.leases)
+			if n := h.c.Leases(); n != len(kept) {
+				t.Errorf("%d answers cached, want %d", n, len(kept))
+			}
+			for _, r := range kept {
+				if _, o := h.fetch(b, podID("pod-a"), r); o != Hit {
+					t.Errorf("%s: %s, want a hit (kept)", r.Path, o)
+				}
+			}
+			for _, r := range gone {
+				if _, o := h.fetch(b, podID("pod-a"), r); o == Hit {
+					t.Errorf("%s: still cached, want it forgotten", r.Path)
+				}
+			}
+		})
+	}
+	t.Run("an empty accessor forgets nothing", func(t *testing.T) {
+		h := newHarness(t, Options{})
+		anon := &vault.Token{Value: "hvs.anon"}
+		h.fetch(anon, podID("pod-a"), dbReq("x"))
+		h.c.leases.forgetToken(podID("pod-a").Key(), "")
+		checkIndex(t, h.c.leases)
+		if _, o := h.fetch(anon, podID("pod-a"), dbReq("x")); o != Hit {
+			t.Errorf("%s, want a hit", o)
+		}
+	})
+}

@@ -249,6 +249,12 @@ func TestMountReloginAfter403(t *testing.T) {
 			wantLogins: 2, wantReads: 1,
 		},
 		{
+			name:       "cached token denied by policy, alive by lookup-self: kept, no re-login",
+			lookupSelf: true,
+			mounts:     []mount{{kvObject, false, codes.OK}, {deniedObject, false, codes.PermissionDenied}, {kvObject, false, codes.OK}},
+			wantLogins: 1, wantReads: 2,
+		},
+		{
 			name:       "without a cache every Mount logs in, and none again",
 			noCache:    true,
 			mounts:     []mount{{kvObject, false, codes.OK}, {deniedObject, false, codes.PermissionDenied}},
