@@ -19,9 +19,9 @@ import (
 	pb "sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
+	"github.com/vault-csi-provider/vault-csi-provider/cache"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/metrics"
-	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
@@ -43,35 +43,15 @@ type Provider struct {
 	Defaults config.Defaults
 	Vault    *vault.Pool
 	Auth     *auth.Authenticator
-	// Tokens caches Vault tokens per pod identity; nil logs in every Mount.
-	Tokens *auth.TokenCache
-	// Leases caches leased answers per identity; nil reads Vault every time.
-	Leases *leasecache.Cache
-	Keys   objversion.KeySource
+	// Credentials caches Vault tokens and leased answers per pod identity;
+	// nil logs in every Mount and reads Vault every time.
+	Credentials *cache.Cache
+	Keys        objversion.KeySource
 	// FetchConcurrency bounds concurrent Vault calls in one Mount.
 	FetchConcurrency int
 	// MaxResponseBytes overrides MaxResponseBytes when set (for drivers run
 	// with a larger --max-call-recv-msg-size).
 	MaxResponseBytes int
-
-	wire sync.Once
-}
-
-// wireCaches makes the lease cache forget the credentials of a token the
-// token cache evicts: revoking the token revoked them in Vault.
-func (p *Provider) wireCaches() {
-	if p.Tokens == nil || p.Leases == nil || p.Tokens.OnEvict != nil {
-		return
-	}
-	leases := p.Leases
-	p.Tokens.OnEvict = func(t *vault.Token) { leases.ForgetCreator(t.Accessor) }
-}
-
-func (p *Provider) now() time.Time {
-	if p.Tokens != nil {
-		return p.Tokens.Time()
-	}
-	return time.Now()
 }
 
 // Mount implements the provider API's Mount.
@@ -85,7 +65,6 @@ func (p *Provider) Mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 }
 
 func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountResponse, error) {
-	p.wire.Do(p.wireCaches)
 	cfg, err := config.Parse(req.GetAttributes(), req.GetSecrets(), req.GetPermission(), p.Defaults)
 	if err != nil {
 		return nil, err
@@ -241,9 +220,7 @@ func (p *Provider) fetchWithFailover(ctx context.Context, cfg *config.Config, re
 	logger := klog.FromContext(ctx)
 	var lastErr error
 	for i, addr := range cfg.VaultAddresses {
-		at := *cfg
-		at.VaultAddress = addr
-		answers, err := p.fetchFrom(ctx, &at, reqs)
+		answers, err := p.fetchFrom(ctx, addr, cfg, reqs)
 		if err == nil {
 			metrics.VaultAddressServed.WithLabelValues(position(i)).Inc()
 			return answers, nil
@@ -282,47 +259,41 @@ func failover(err error) bool {
 	return errors.As(err, &se) && se.StatusCode >= 500
 }
 
-// fetchFrom authenticates at cfg.VaultAddress and makes the object reads.
-func (p *Provider) fetchFrom(ctx context.Context, cfg *config.Config, reqs []config.Request) (map[string]*vault.Response, error) {
-	vc, err := p.Vault.Client(vault.Target{Address: cfg.VaultAddress, Namespace: cfg.VaultNamespace, TLS: cfg.TLS})
+// fetchFrom authenticates at the Vault address addr, one of
+// cfg.VaultAddresses, and makes the object reads.
+func (p *Provider) fetchFrom(ctx context.Context, addr string, cfg *config.Config, reqs []config.Request) (map[string]*vault.Response, error) {
+	vc, err := p.Vault.Client(vault.Target{Address: addr, Namespace: cfg.VaultNamespace, TLS: cfg.TLS})
 	if err != nil {
 		return nil, err
 	}
-	tokenStart := p.now() // on the token cache's clock
-	tok, err := p.token(ctx, vc, cfg)
+	id := cache.IdentityOf(cfg, addr)
+	creds := p.Credentials
+	var (
+		tok        *vault.Token
+		tokenStart time.Time // on the cache's clock
+	)
+	if creds != nil {
+		tokenStart = creds.Now()
+		tok, err = creds.Token(ctx, vc, id, cfg)
+	} else {
+		tok, err = p.Auth.Login(ctx, vc, cfg)
+	}
 	if err != nil {
 		return nil, err
 	}
-	answers, err := p.fetch(ctx, vc, tok, cfg, reqs)
-	if err != nil && p.Tokens != nil && forbidden(err) && tok.IssuedAt.Before(tokenStart) && !p.tokenAlive(ctx, vc, tok) {
-		// The cached token was revoked or expired early (Vault says 403
-		// for that and for a policy denial alike; lookup-self told them
-		// apart). Log in again, once; the token's leases are gone with it.
-		klog.FromContext(ctx).V(2).Info("Vault refused a cached token; logging in again", "token", tok.String())
-		if p.Leases != nil {
-			p.Leases.ForgetCreator(tok.Accessor)
+	answers, err := p.fetch(ctx, vc, tok, id, cfg, reqs)
+	if err != nil && creds != nil && forbidden(err) {
+		// A cached token may have been revoked or expired early: then the
+		// cache logs in again, once, and the reads are retried once.
+		newTok, retry, rerr := creds.Refused(ctx, vc, id, cfg, tok, tokenStart)
+		if rerr != nil {
+			return nil, rerr
 		}
-		if tok, err = p.Tokens.Relogin(ctx, vc, cfg, tok); err != nil {
-			return nil, err
+		if retry {
+			answers, err = p.fetch(ctx, vc, newTok, id, cfg, reqs)
 		}
-		answers, err = p.fetch(ctx, vc, tok, cfg, reqs)
 	}
 	return answers, err
-}
-
-func (p *Provider) token(ctx context.Context, vc *vault.Client, cfg *config.Config) (*vault.Token, error) {
-	if p.Tokens != nil {
-		return p.Tokens.Token(ctx, vc, cfg)
-	}
-	return p.Auth.Login(ctx, vc, cfg)
-}
-
-// tokenAlive asks Vault whether tok still works. A policy denial leaves it
-// alive: logging in again would only abandon a valid token (and its leases)
-// on every poll of a pod with a denied path.
-func (p *Provider) tokenAlive(ctx context.Context, vc *vault.Client, tok *vault.Token) bool {
-	err := vc.LookupSelf(ctx, tok)
-	return err == nil || !forbidden(err)
 }
 
 func forbidden(err error) bool {
@@ -333,8 +304,7 @@ func forbidden(err error) bool {
 // fetch makes one Vault call per distinct request, at most FetchConcurrency
 // at a time, and returns the answers by request key. Objects sharing a
 // request share its answer: one database credential, not two.
-func (p *Provider) fetch(ctx context.Context, vc *vault.Client, tok *vault.Token, cfg *config.Config, reqs []config.Request) (map[string]*vault.Response, error) {
-	identity := auth.IdentityOf(cfg).Key()
+func (p *Provider) fetch(ctx context.Context, vc *vault.Client, tok *vault.Token, id cache.Identity, cfg *config.Config, reqs []config.Request) (map[string]*vault.Response, error) {
 	type job struct {
 		req    config.Request
 		object string // first object needing it, for messages
@@ -374,7 +344,7 @@ func (p *Provider) fetch(ctx context.Context, vc *vault.Client, tok *vault.Token
 			case <-ctx.Done():
 				return
 			}
-			resp, err := p.get(ctx, vc, tok, identity, j.req)
+			resp, err := p.get(ctx, vc, tok, id, j.req)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -397,12 +367,12 @@ func (p *Provider) fetch(ctx context.Context, vc *vault.Client, tok *vault.Token
 	return answers, nil
 }
 
-func (p *Provider) get(ctx context.Context, vc *vault.Client, tok *vault.Token, identity string, r config.Request) (*vault.Response, error) {
-	if p.Leases == nil {
+func (p *Provider) get(ctx context.Context, vc *vault.Client, tok *vault.Token, id cache.Identity, r config.Request) (*vault.Response, error) {
+	if p.Credentials == nil {
 		return vc.Do(ctx, tok.Value, r)
 	}
-	resp, outcome, err := p.Leases.Fetch(ctx, vc, tok, identity, r)
-	if err == nil && outcome != leasecache.Read {
+	resp, outcome, err := p.Credentials.Fetch(ctx, vc, tok, id, r)
+	if err == nil && outcome != cache.Read {
 		klog.FromContext(ctx).V(4).Info("Leased answer", "path", r.Path, "outcome", outcome)
 	}
 	return resp, err

@@ -17,8 +17,8 @@ import (
 	pb "sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
+	"github.com/vault-csi-provider/vault-csi-provider/cache"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
-	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
@@ -26,17 +26,19 @@ import (
 // revokingVault is a Vault whose tokens can be revoked: a login at any
 // auth/<mount>/login gives a new token; revoking a token (revoke-self, or
 // revoke from the test) revokes the database leases it created, as Vault
-// does. Revoked tokens get 403 everywhere; secret/data/denied is 403 for all.
+// does. Revoked tokens get 403 everywhere; secret/data/denied is 403 for all,
+// and so is lookup-self unless lookupSelf is set.
 type revokingVault struct {
 	*httptest.Server
 
-	mu       sync.Mutex
-	logins   int
-	creds    int
-	calls    []revokingCall
-	revoked  map[string]bool   // token values
-	leases   map[string]string // database user -> token that created it
-	deadUser map[string]bool
+	mu         sync.Mutex
+	lookupSelf bool // answer lookup-self for live tokens
+	logins     int
+	creds      int
+	calls      []revokingCall
+	revoked    map[string]bool   // token values
+	leases     map[string]string // database user -> token that created it
+	deadUser   map[string]bool
 }
 
 type revokingCall struct {
@@ -146,6 +148,12 @@ func (rv *revokingVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "auth/token/revoke-self":
 		rv.revokeLocked(tok)
 		w.WriteHeader(http.StatusNoContent)
+	case "auth/token/lookup-self":
+		if !rv.lookupSelf {
+			reply(http.StatusForbidden, denied)
+			return
+		}
+		reply(200, map[string]any{"data": map[string]any{"policies": []string{"app"}}})
 	case "secret/data/app":
 		reply(200, map[string]any{"data": map[string]any{
 			"data":     map[string]any{"password": "kv-password"},
@@ -167,13 +175,13 @@ func (rv *revokingVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func newCachingProvider(rv *revokingVault, tokenCacheSize int) *Provider {
+	authn := &auth.Authenticator{}
 	return &Provider{
-		Defaults: config.Defaults{VaultAddress: rv.URL, AuthMountPath: "jwt"},
-		Vault:    vault.NewPool(vault.Options{MaxRetries: 0}),
-		Auth:     &auth.Authenticator{},
-		Tokens:   auth.NewTokenCache(&auth.Authenticator{}, tokenCacheSize),
-		Leases:   &leasecache.Cache{},
-		Keys:     objversion.StaticKey([]byte("0123456789abcdef0123456789abcdef")),
+		Defaults:    config.Defaults{VaultAddress: rv.URL, AuthMountPath: "jwt"},
+		Vault:       vault.NewPool(vault.Options{MaxRetries: 0}),
+		Auth:        authn,
+		Credentials: cache.New(authn, cache.Options{TokenCacheSize: tokenCacheSize}),
+		Keys:        objversion.StaticKey([]byte("0123456789abcdef0123456789abcdef")),
 	}
 }
 
@@ -215,6 +223,7 @@ func TestMountReloginAfter403(t *testing.T) {
 	tests := []struct {
 		name       string
 		noCache    bool
+		lookupSelf bool // Vault answers lookup-self for live tokens
 		mounts     []mount
 		wantLogins int
 		wantReads  int // of secret/data/app; -1: not checked
@@ -240,7 +249,13 @@ func TestMountReloginAfter403(t *testing.T) {
 			wantLogins: 2, wantReads: 1,
 		},
 		{
-			name:       "without a token cache every Mount logs in, and none again",
+			name:       "cached token denied by policy, alive by lookup-self: kept, no re-login",
+			lookupSelf: true,
+			mounts:     []mount{{kvObject, false, codes.OK}, {deniedObject, false, codes.PermissionDenied}, {kvObject, false, codes.OK}},
+			wantLogins: 1, wantReads: 2,
+		},
+		{
+			name:       "without a cache every Mount logs in, and none again",
 			noCache:    true,
 			mounts:     []mount{{kvObject, false, codes.OK}, {deniedObject, false, codes.PermissionDenied}},
 			wantLogins: 2, wantReads: 1,
@@ -249,9 +264,12 @@ func TestMountReloginAfter403(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rv := newRevokingVault(t)
+			rv.mu.Lock()
+			rv.lookupSelf = tt.lookupSelf
+			rv.mu.Unlock()
 			p := newCachingProvider(rv, 10)
 			if tt.noCache {
-				p.Tokens = nil
+				p.Credentials = nil
 			}
 			for i, m := range tt.mounts {
 				if m.revokeBefore {

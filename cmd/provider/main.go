@@ -27,13 +27,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
-	"github.com/vault-csi-provider/vault-csi-provider/auth"
+	"github.com/vault-csi-provider/vault-csi-provider/cache"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/buildinfo"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/kubeapi"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/mountcmd"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/wiring"
-	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/server"
@@ -127,8 +126,8 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	fs.StringVar(&o.hmacNamespace, "hmac-secret-namespace", "", "namespace of the HMAC key Secret (default: $POD_NAMESPACE, else the service account's namespace)")
 	fs.StringVar(&o.hmacKeyFile, "hmac-key-file", "", "file with a 32-byte HMAC key (raw, hex or base64) to use instead of the Kubernetes Secret")
 	fs.IntVar(&o.cacheSize, "cache-size", 1000, "maximum number of cached Vault tokens (pod identities); evicted tokens are revoked")
-	fs.IntVar(&o.leaseSize, "lease-cache-size", leasecache.DefaultMaxEntries, "maximum number of cached leased answers (dynamic credentials, certificates)")
-	fs.Float64Var(&o.refresh, "refresh-fraction", auth.DefaultRefreshFraction, "share of a token's, lease's or certificate's lifetime after which it is renewed or replaced (0-1)")
+	fs.IntVar(&o.leaseSize, "lease-cache-size", cache.DefaultMaxEntries, "maximum number of cached leased answers (dynamic credentials, certificates)")
+	fs.Float64Var(&o.refresh, "refresh-fraction", cache.DefaultRefreshFraction, "share of a token's, lease's or certificate's lifetime after which it is renewed or replaced (0-1)")
 	fs.IntVar(&o.fetchConc, "fetch-concurrency", provider.DefaultFetchConcurrency, "Vault calls one Mount makes at once")
 	fs.IntVar(&o.maxResponse, "max-response-bytes", provider.MaxResponseBytes, "largest Mount response; match the driver's --max-call-recv-msg-size")
 	fs.IntVar(&o.grpc.MaxConcurrentMounts, "max-concurrent-mounts", server.DefaultMaxConcurrentMounts, "Mounts run at once; more wait in a queue")

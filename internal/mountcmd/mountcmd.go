@@ -24,12 +24,11 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/vault-csi-provider/vault-csi-provider/auth"
+	"github.com/vault-csi-provider/vault-csi-provider/cache"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/buildinfo"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/kubeapi"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/wiring"
-	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
@@ -112,8 +111,8 @@ func run(ctx context.Context, o *options, stdio Stdio) error {
 
 	p := wiring.NewProvider(o.defaults, o.vaultOpts, wiring.Tuning{
 		CacheSize:        1,
-		LeaseCacheSize:   leasecache.DefaultMaxEntries,
-		RefreshFraction:  auth.DefaultRefreshFraction,
+		LeaseCacheSize:   cache.DefaultMaxEntries,
+		RefreshFraction:  cache.DefaultRefreshFraction,
 		FetchConcurrency: o.fetchConc,
 		MaxResponseBytes: o.maxResponse,
 	}, kube, keys)
@@ -124,7 +123,7 @@ func run(ctx context.Context, o *options, stdio Stdio) error {
 	mctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	resp, err := p.Mount(mctx, req)
-	leased := p.Leases.Len() // answers with a lease or expiry: dynamic credentials, certificates
+	leased := p.Credentials.Leases() // answers with a lease or expiry: dynamic credentials, certificates
 	revoked := revokeTokens(ctx, o, p, stdio.Err)
 	if err != nil {
 		return &mountError{status.Convert(err)}
@@ -167,7 +166,7 @@ func revokeTokens(ctx context.Context, o *options, p *provider.Provider, errw io
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.vaultOptsTimeout())
 	defer cancel()
-	n, err := p.Tokens.RevokeAll(ctx)
+	n, err := p.Credentials.RevokeAll(ctx)
 	if err != nil {
 		fmt.Fprintf(errw, "warning: %v (it expires with its TTL)\n", err)
 	}

@@ -12,9 +12,9 @@ import (
 	"strconv"
 
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
+	"github.com/vault-csi-provider/vault-csi-provider/cache"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/kubeapi"
-	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
@@ -79,21 +79,22 @@ type Tuning struct {
 
 // NewProvider wires a provider.Provider: a Vault client pool, an
 // Authenticator (which requests pod tokens through kube when the driver sent
-// none; kube may be nil), a token cache, a lease cache and the key source for
-// object versions.
+// none; kube may be nil), the credentials cache (tokens and leases) and the
+// key source for object versions.
 func NewProvider(d config.Defaults, vo vault.Options, t Tuning, kube *kubeapi.Client, keys objversion.KeySource) *provider.Provider {
 	authn := &auth.Authenticator{}
 	if kube != nil { // a nil *kubeapi.Client in the interface would not compare nil
 		authn.Kube = kube
 	}
-	tokens := auth.NewTokenCache(authn, t.CacheSize)
-	tokens.RefreshFraction = t.RefreshFraction
 	return &provider.Provider{
-		Defaults:         d,
-		Vault:            vault.NewPool(vo),
-		Auth:             authn,
-		Tokens:           tokens,
-		Leases:           &leasecache.Cache{RefreshFraction: t.RefreshFraction, MaxEntries: t.LeaseCacheSize},
+		Defaults: d,
+		Vault:    vault.NewPool(vo),
+		Auth:     authn,
+		Credentials: cache.New(authn, cache.Options{
+			TokenCacheSize:  t.CacheSize,
+			LeaseCacheSize:  t.LeaseCacheSize,
+			RefreshFraction: t.RefreshFraction,
+		}),
 		Keys:             keys,
 		FetchConcurrency: t.FetchConcurrency,
 		MaxResponseBytes: t.MaxResponseBytes,

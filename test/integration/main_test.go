@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
+	"github.com/vault-csi-provider/vault-csi-provider/cache"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/driverclient"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
-	"github.com/vault-csi-provider/vault-csi-provider/leasecache"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/server"
@@ -168,15 +168,12 @@ type running struct {
 // is now (time.Now when nil).
 func newProvider(vaultAddr string, key objversion.KeySource, now func() time.Time) *provider.Provider {
 	authn := &auth.Authenticator{}
-	tokens := auth.NewTokenCache(authn, 100)
-	tokens.Now = now
 	return &provider.Provider{
-		Defaults: config.Defaults{VaultAddress: vaultAddr, AuthMountPath: jwtMount},
-		Vault:    vault.NewPool(vault.Options{MaxRetries: 1}),
-		Auth:     authn,
-		Tokens:   tokens,
-		Leases:   &leasecache.Cache{Now: now},
-		Keys:     key,
+		Defaults:    config.Defaults{VaultAddress: vaultAddr, AuthMountPath: jwtMount},
+		Vault:       vault.NewPool(vault.Options{MaxRetries: 1}),
+		Auth:        authn,
+		Credentials: cache.New(authn, cache.Options{TokenCacheSize: 100, Now: now}),
+		Keys:        key,
 	}
 }
 

@@ -1,14 +1,4 @@
-// Package leasecache keeps Vault answers that carry a lifetime — leased
-// dynamic secrets (database, RabbitMQ, cloud credentials) and issued PKI
-// certificates — per pod identity and request, so that rotation polls get
-// the same credential back instead of a new one every poll. Leases are
-// renewed when renewable; a new credential is requested only once a share
-// of its lifetime (RefreshFraction) has passed.
-//
-// Answers without a lifetime (KV reads) are never served from the cache, so
-// rotation sees every change, but identical concurrent reads of one identity
-// are collapsed into one Vault call.
-package leasecache
+package cache
 
 import (
 	"context"
@@ -21,26 +11,39 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/lifetime"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/metrics"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
 
-// DefaultRefreshFraction is the token cache's: both follow lifetime.Policy.
-const DefaultRefreshFraction = lifetime.DefaultFraction
-
-// DefaultMaxEntries bounds the cache when MaxEntries is zero.
+// DefaultMaxEntries bounds the lease cache when Options.LeaseCacheSize is
+// zero.
 const DefaultMaxEntries = 10000
 
-// Cache is safe for concurrent use.
-type Cache struct {
-	RefreshFraction float64
-	MaxEntries      int
-	Now             func() time.Time
+// leaseCache keeps Vault answers that carry a lifetime — leased dynamic
+// secrets (database, RabbitMQ, cloud credentials) and issued PKI certificates
+// — per pod identity and request, so that rotation polls get the same
+// credential back instead of a new one every poll. Leases are renewed when
+// renewable; a new credential is requested only once the refresh point has
+// passed.
+//
+// Answers without a lifetime (KV reads) are never served from the cache, so
+// rotation sees every change, but identical concurrent reads of one identity
+// are collapsed into one Vault call.
+//
+// Each lease is indexed under the token that created it (identity and
+// accessor), as Vault Agent's cache indexes leases under their tokens: when
+// that token is gone, so are its leases, and forgetting them touches only
+// them.
+type leaseCache struct {
+	life       lifetime
+	maxEntries int // DefaultMaxEntries when zero
 
 	mu    sync.Mutex
 	items map[string]*entry
-	group singleflight.Group
+	// byToken holds the keys of the lease entries each creator token (see
+	// tokenKey) created.
+	byToken map[string]map[string]struct{}
+	group   singleflight.Group
 }
 
 type entry struct {
@@ -51,10 +54,16 @@ type entry struct {
 	leaseID   string
 	renewable bool
 	// A lease dies with the token that created it.
+	creator         string // tokenKey of that token; empty for certificates
 	creatorAccessor string
 	creatorEnd      time.Time // zero: no expiry
 	creatorTTL      time.Duration
 }
+
+// tokenKey names a token among all identities: an accessor is Vault's name
+// for a token, but only the identity says which Vault (and cache entry) it
+// belongs to.
+func tokenKey(identity, accessor string) string { return identity + "\x00" + accessor }
 
 // Outcome says how a Fetch was served.
 type Outcome string
@@ -67,22 +76,16 @@ const (
 	Read    Outcome = "read"    // uncacheable answer, read from Vault
 )
 
-func (c *Cache) policy() lifetime.Policy {
-	return lifetime.Policy{Fraction: c.RefreshFraction, Now: c.Now}
-}
-
-func (c *Cache) now() time.Time { return c.policy().Time() }
-
-// Fetch returns the answer to req for identity, from the cache when it holds
-// a fresh one.
-func (c *Cache) Fetch(ctx context.Context, vc *vault.Client, tok *vault.Token, identity string, req config.Request) (*vault.Response, Outcome, error) {
-	key := identity + "\x00" + req.Key()
+// fetch returns the answer to req for id, from the cache when it holds a
+// fresh one.
+func (c *leaseCache) fetch(ctx context.Context, vc *vault.Client, tok *vault.Token, id Identity, req config.Request) (*vault.Response, Outcome, error) {
+	key := id.Key() + "\x00" + req.Key()
 	type result struct {
 		resp    *vault.Response
 		outcome Outcome
 	}
 	v, err, _ := c.group.Do(key, func() (any, error) {
-		now := c.now()
+		now := c.life.now()
 		if e := c.get(key); e != nil {
 			if now.Before(c.refreshAt(e, tok)) {
 				return result{e.resp, Hit}, nil
@@ -97,8 +100,11 @@ func (c *Cache) Fetch(ctx context.Context, vc *vault.Client, tok *vault.Token, i
 		if err != nil {
 			return nil, err
 		}
-		if e := lifetimeOf(resp, c.now()); e != nil {
+		if e := lifetimeOf(resp, c.life.now()); e != nil {
 			e.creatorAccessor = tok.Accessor
+			if e.leaseID != "" && tok.Accessor != "" {
+				e.creator = tokenKey(id.Key(), tok.Accessor)
+			}
 			if tok.TTL > 0 {
 				e.creatorEnd = tok.IssuedAt.Add(tok.TTL)
 				e.creatorTTL = tok.TTL
@@ -125,7 +131,7 @@ func (c *Cache) Fetch(ctx context.Context, vc *vault.Client, tok *vault.Token, i
 // the earlier of the two, and the margin is taken of the shorter lifetime:
 // otherwise a long lease under a short token would be past its refresh point
 // from the start. Certificates do not depend on the token.
-func (c *Cache) refreshAt(e *entry, current *vault.Token) time.Time {
+func (c *leaseCache) refreshAt(e *entry, current *vault.Token) time.Time {
 	end := e.issued.Add(e.ttl)
 	life := e.origTTL
 	if e.leaseID != "" {
@@ -144,26 +150,28 @@ func (c *Cache) refreshAt(e *entry, current *vault.Token) time.Time {
 			}
 		}
 	}
-	return end.Add(-c.policy().Margin(life))
+	return end.Add(-c.life.margin(life))
 }
 
-// ForgetCreator drops every credential created under the token with this
-// accessor: Vault revoked them with it (a 403, or revoke-self on eviction).
-func (c *Cache) ForgetCreator(accessor string) {
+// forgetToken drops every lease created under the token of identity id with
+// this accessor: Vault revoked them with it (a 403, or revoke-self on
+// eviction). Another identity's token with the same accessor string, on
+// another Vault, keeps its leases.
+func (c *leaseCache) forgetToken(id, accessor string) {
 	if accessor == "" {
 		return
 	}
+	tk := tokenKey(id, accessor)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, e := range c.items {
-		if e.leaseID != "" && e.creatorAccessor == accessor {
-			delete(c.items, k)
-		}
+	for k := range c.byToken[tk] {
+		delete(c.items, k)
 	}
+	delete(c.byToken, tk)
 	metrics.CachedEntries.WithLabelValues("leases").Set(float64(len(c.items)))
 }
 
-func (c *Cache) renew(ctx context.Context, vc *vault.Client, tok *vault.Token, key string, e *entry) bool {
+func (c *leaseCache) renew(ctx context.Context, vc *vault.Client, tok *vault.Token, key string, e *entry) bool {
 	l, err := vc.RenewLease(ctx, tok.Value, e.leaseID, e.origTTL)
 	if err != nil {
 		klog.FromContext(ctx).V(2).Info("Lease renewal failed; requesting a new credential", "err", err)
@@ -171,11 +179,11 @@ func (c *Cache) renew(ctx context.Context, vc *vault.Client, tok *vault.Token, k
 	}
 	// Near the lease's max TTL Vault grants less than asked: replace the
 	// credential while the old one still works.
-	if c.policy().ShortRenewal(l.Duration, e.origTTL) {
+	if c.life.shortRenewal(l.Duration, e.origTTL) {
 		return false
 	}
 	renewed := *e
-	renewed.issued = c.now()
+	renewed.issued = c.life.now()
 	renewed.ttl = l.Duration
 	renewed.renewable = l.Renewable
 	c.put(key, &renewed)
@@ -224,48 +232,77 @@ func unixSeconds(v any) (time.Time, bool) {
 	return time.Unix(int64(f), 0), true
 }
 
-func (c *Cache) get(key string) *entry {
+func (c *leaseCache) get(key string) *entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.items[key]
 }
 
-func (c *Cache) drop(key string) {
+func (c *leaseCache) drop(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.items[key]; ok {
-		delete(c.items, key)
+		c.deleteLocked(key)
 		metrics.CachedEntries.WithLabelValues("leases").Set(float64(len(c.items)))
 	}
 }
 
-func (c *Cache) put(key string, e *entry) {
+func (c *leaseCache) put(key string, e *entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.items == nil {
 		c.items = map[string]*entry{}
+		c.byToken = map[string]map[string]struct{}{}
 	}
-	max := c.MaxEntries
-	if max <= 0 {
-		max = DefaultMaxEntries
+	limit := c.maxEntries
+	if limit <= 0 {
+		limit = DefaultMaxEntries
 	}
-	if _, exists := c.items[key]; !exists && len(c.items) >= max {
-		c.evictLocked(max)
+	if _, exists := c.items[key]; exists {
+		c.deleteLocked(key) // its creator may differ from e's
+	} else if len(c.items) >= limit {
+		c.evictLocked(limit)
 	}
 	c.items[key] = e
+	if e.creator != "" {
+		keys := c.byToken[e.creator]
+		if keys == nil {
+			keys = map[string]struct{}{}
+			c.byToken[e.creator] = keys
+		}
+		keys[key] = struct{}{}
+	}
 	metrics.CachedEntries.WithLabelValues("leases").Set(float64(len(c.items)))
+}
+
+// deleteLocked removes the entry at key and its place in the token index.
+func (c *leaseCache) deleteLocked(key string) {
+	e, ok := c.items[key]
+	if !ok {
+		return
+	}
+	delete(c.items, key)
+	if e.creator == "" {
+		return
+	}
+	if keys := c.byToken[e.creator]; keys != nil {
+		delete(keys, key)
+		if len(keys) == 0 {
+			delete(c.byToken, e.creator)
+		}
+	}
 }
 
 // evictLocked drops expired entries, then those closest to expiry, until
 // there is room for one more.
-func (c *Cache) evictLocked(max int) {
-	now := c.now()
+func (c *leaseCache) evictLocked(limit int) {
+	now := c.life.now()
 	for k, e := range c.items {
 		if !now.Before(e.issued.Add(e.ttl)) {
-			delete(c.items, k)
+			c.deleteLocked(k)
 		}
 	}
-	for len(c.items) >= max {
+	for len(c.items) >= limit {
 		var victim string
 		var soonest time.Time
 		for k, e := range c.items {
@@ -273,12 +310,12 @@ func (c *Cache) evictLocked(max int) {
 				victim, soonest = k, end
 			}
 		}
-		delete(c.items, victim)
+		c.deleteLocked(victim)
 	}
 }
 
-// Len is the number of cached answers.
-func (c *Cache) Len() int {
+// count is the number of cached answers.
+func (c *leaseCache) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.items)

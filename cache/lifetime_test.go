@@ -1,11 +1,11 @@
-package lifetime
+package cache
 
 import (
 	"testing"
 	"time"
 )
 
-func TestPolicy(t *testing.T) {
+func TestLifetime(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(d time.Duration) func() time.Time { return func() time.Time { return t0.Add(d) } }
 	for _, tc := range []struct {
@@ -22,19 +22,19 @@ func TestPolicy(t *testing.T) {
 		{"half passed", 0.5, 45 * time.Second, false, 45 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := Policy{Fraction: tc.fraction, Now: at(tc.age)}
-			if got := p.Fresh(t0, 90*time.Second); got != tc.fresh {
-				t.Errorf("Fresh = %v, want %v", got, tc.fresh)
+			l := lifetime{fraction: tc.fraction, clock: at(tc.age)}
+			if got := l.fresh(t0, 90*time.Second); got != tc.fresh {
+				t.Errorf("fresh = %v, want %v", got, tc.fresh)
 			}
-			if got := p.Margin(90 * time.Second); got != tc.margin {
-				t.Errorf("Margin = %v, want %v", got, tc.margin)
+			if got := l.margin(90 * time.Second); got != tc.margin {
+				t.Errorf("margin = %v, want %v", got, tc.margin)
 			}
-			if !p.ShortRenewal(tc.margin-time.Second, 90*time.Second) || p.ShortRenewal(tc.margin, 90*time.Second) {
-				t.Errorf("ShortRenewal boundary is not the margin %v", tc.margin)
+			if !l.shortRenewal(tc.margin-time.Second, 90*time.Second) || l.shortRenewal(tc.margin, 90*time.Second) {
+				t.Errorf("shortRenewal boundary is not the margin %v", tc.margin)
 			}
 		})
 	}
-	if (Policy{}).Time().IsZero() {
-		t.Error("nil Now is not the wall clock")
+	if (lifetime{}).now().IsZero() {
+		t.Error("nil clock is not the wall clock")
 	}
 }

@@ -1,17 +1,10 @@
-package leasecache
+package cache
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,229 +13,10 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
 
-const s = time.Second
-
-// fakeClock is the cache's clock, and the fake Vault's for certificate
-// expirations: the test decides when "later" is.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-var epoch = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// vaultCall is one request the fake Vault received.
-type vaultCall struct {
-	Method string
-	Path   string // below /v1/
-	Query  url.Values
-	Token  string
-	Body   map[string]any
-}
-
-// fakeVaultConfig is how the fake Vault answers.
-type fakeVaultConfig struct {
-	leaseRenewTTL    int           // seconds sys/leases/renew grants; 0: the increment asked for
-	leaseRenewStatus int           // non-zero: sys/leases/renew fails with this status
-	certTTL          time.Duration // lifetime of issued certificates
-}
-
-// fakeVault is a Vault with a database secrets engine (a new lease and user
-// per read of database/creds/*; ?ttl=N and ?renewable=false shape the lease),
-// a PKI engine (pki/issue/*: a certificate with an expiration, no lease), a
-// KV v2 engine (secret/data/*, no lease), lease renewal, and revoked tokens
-// (403). Every answer carries a unique request_id. It records every request
-// and can hold answers to a path until released.
-type fakeVault struct {
-	*httptest.Server
-	now func() time.Time
-
-	mu      sync.Mutex
-	cfg     fakeVaultConfig
-	calls   []vaultCall
-	seq     int
-	revoked map[string]bool
-	gates   map[string]chan struct{}
-}
-
-func newFakeVault(t *testing.T, now func() time.Time) *fakeVault {
-	t.Helper()
-	fv := &fakeVault{
-		now:     now,
-		cfg:     fakeVaultConfig{certTTL: 3000 * s},
-		revoked: map[string]bool{},
-		gates:   map[string]chan struct{}{},
-	}
-	fv.Server = httptest.NewServer(fv)
-	t.Cleanup(fv.Close)
-	return fv
-}
-
-func (fv *fakeVault) configure(f func(*fakeVaultConfig)) {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	f(&fv.cfg)
-}
-
-// hold makes requests to path wait until the returned release is called.
-func (fv *fakeVault) hold(t *testing.T, path string) (release func()) {
-	ch := make(chan struct{})
-	fv.mu.Lock()
-	fv.gates[path] = ch
-	fv.mu.Unlock()
-	var once sync.Once
-	release = func() { once.Do(func() { close(ch) }) }
-	t.Cleanup(release)
-	return release
-}
-
-// revoke makes Vault refuse tok from now on.
-func (fv *fakeVault) revoke(tok string) {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	fv.revoked[tok] = true
-}
-
-func (fv *fakeVault) requests(path string) []vaultCall {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	var out []vaultCall
-	for _, c := range fv.calls {
-		if c.Path == path {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func (fv *fakeVault) count(path string) int { return len(fv.requests(path)) }
-
-func (fv *fakeVault) total() int {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	return len(fv.calls)
-}
-
-func (fv *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := strings.TrimPrefix(r.URL.Path, "/v1/")
-	var body map[string]any
-	if b, _ := io.ReadAll(r.Body); len(b) > 0 {
-		_ = json.Unmarshal(b, &body)
-	}
-	tok := r.Header.Get("X-Vault-Token")
-	fv.mu.Lock()
-	fv.calls = append(fv.calls, vaultCall{Method: r.Method, Path: path, Query: r.URL.Query(), Token: tok, Body: body})
-	fv.seq++
-	n := fv.seq
-	gate := fv.gates[path]
-	cfg := fv.cfg
-	refused := tok == "" || fv.revoked[tok]
-	fv.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-r.Context().Done():
-			return
-		}
-	}
-
-	reqID := fmt.Sprintf("req-%d", n)
-	reply := func(code int, v map[string]any) {
-		v["request_id"] = reqID
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	fail := func(code int, msg string) { reply(code, map[string]any{"errors": []string{msg}}) }
-	if refused {
-		fail(http.StatusForbidden, "permission denied")
-		return
-	}
-	switch {
-	case path == "sys/leases/renew" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
-		if cfg.leaseRenewStatus != 0 {
-			fail(cfg.leaseRenewStatus, "lease not renewable")
-			return
-		}
-		ttl := cfg.leaseRenewTTL
-		if ttl == 0 {
-			inc, _ := body["increment"].(float64)
-			ttl = int(inc)
-		}
-		reply(200, map[string]any{"lease_id": body["lease_id"], "lease_duration": ttl, "renewable": true, "data": nil})
-	case strings.HasPrefix(path, "database/creds/") && r.Method == http.MethodGet:
-		ttl := 3600
-		if q := r.URL.Query().Get("ttl"); q != "" {
-			ttl, _ = strconv.Atoi(q)
-		}
-		reply(200, map[string]any{
-			"lease_id":       fmt.Sprintf("%s/lease-%d", path, n),
-			"lease_duration": ttl,
-			"renewable":      r.URL.Query().Get("renewable") != "false",
-			"data":           map[string]any{"username": fmt.Sprintf("v-%d", n), "password": fmt.Sprintf("p-%d", n)},
-		})
-	case strings.HasPrefix(path, "pki/issue/") && (r.Method == http.MethodPut || r.Method == http.MethodPost):
-		reply(200, map[string]any{
-			"lease_id":       "",
-			"lease_duration": 0,
-			"renewable":      false,
-			"data": map[string]any{
-				"certificate":   fmt.Sprintf("CERT-%d", n),
-				"private_key":   fmt.Sprintf("KEY-%d", n),
-				"serial_number": strconv.Itoa(n),
-				"expiration":    fv.now().Add(cfg.certTTL).Unix(),
-			},
-		})
-	case strings.HasPrefix(path, "secret/data/") && r.Method == http.MethodGet:
-		reply(200, map[string]any{"data": map[string]any{
-			"data":     map[string]any{"value": fmt.Sprintf("kv-%d", n)},
-			"metadata": map[string]any{"version": n},
-		}})
-	default:
-		fail(http.StatusNotFound, "no handler for "+r.Method+" "+path)
-	}
-}
-
-// harness is a lease cache in front of a fake Vault, on a fake clock.
-type harness struct {
-	t   *testing.T
-	fv  *fakeVault
-	clk *fakeClock
-	vc  *vault.Client
-	c   *Cache
-}
-
-func newHarness(t *testing.T) *harness {
-	t.Helper()
-	clk := &fakeClock{t: epoch}
-	fv := newFakeVault(t, clk.Now)
-	vc, err := vault.NewPool(vault.Options{MaxRetries: 0}).Client(vault.Target{Address: fv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &harness{t: t, fv: fv, clk: clk, vc: vc, c: &Cache{Now: clk.Now}}
-}
-
-// fetch fetches req for identity with tok and fails the test on errors.
-func (h *harness) fetch(tok *vault.Token, identity string, req config.Request) (*vault.Response, Outcome) {
-	h.t.Helper()
-	resp, outcome, err := h.c.Fetch(context.Background(), h.vc, tok, identity, req)
-	if err != nil {
-		h.t.Fatalf("Fetch %s %s: %v", req.Method, req.Path, err)
-	}
-	return resp, outcome
+// podID is the identity of the pod named name; leases are cached per
+// identity.
+func podID(name string) Identity {
+	return IdentityOf(&config.Config{AuthMountPath: "jwt", RoleName: "app", Pod: config.Pod{Namespace: "apps", Name: name}}, "https://vault.example")
 }
 
 // token is a token the token cache would hand out; ttl 0 never expires.
@@ -271,40 +45,6 @@ func kvReq(name string) config.Request {
 
 // answer names a Vault answer: each one the fake gives is unique.
 func answer(r *vault.Response) string { return r.Secret.RequestID }
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// singleflightWaiters counts goroutines inside fn (as it appears in stack
-// traces) parked in singleflight behind another caller's call.
-func singleflightWaiters(fn string) int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "sync.(*WaitGroup).Wait(") &&
-			strings.Contains(g, "singleflight.(*Group).Do(") &&
-			strings.Contains(g, fn) {
-			count++
-		}
-	}
-	return count
-}
 
 func TestFetchLifecycle(t *testing.T) {
 	type step struct {
@@ -419,13 +159,12 @@ func TestFetchLifecycle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			h.c.RefreshFraction = tt.fraction
+			h := newHarness(t, Options{RefreshFraction: tt.fraction})
 			if tt.fake != nil {
 				h.fv.configure(tt.fake)
 			}
 			tok := token("a", 0, epoch)
-			first, outcome := h.fetch(tok, "pod-a", tt.req)
+			first, outcome := h.fetch(tok, podID("pod-a"), tt.req)
 			if outcome != tt.first {
 				t.Fatalf("first Fetch: %s, want %s", outcome, tt.first)
 			}
@@ -433,7 +172,7 @@ func TestFetchLifecycle(t *testing.T) {
 			for i, st := range tt.steps {
 				h.clk.Advance(st.after)
 				before := h.fv.total()
-				resp, outcome := h.fetch(tok, "pod-a", tt.req)
+				resp, outcome := h.fetch(tok, podID("pod-a"), tt.req)
 				if outcome != st.want {
 					t.Errorf("Fetch %d (at +%v): %s, want %s", i+2, h.clk.Now().Sub(epoch), outcome, st.want)
 				}
@@ -484,15 +223,15 @@ func TestFetchErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
+			h := newHarness(t, Options{})
 			tok := token("a", 0, epoch)
 			var first *vault.Response
 			if tt.cacheWith {
-				first, _ = h.fetch(tok, "pod-a", dbReq("x"))
+				first, _ = h.fetch(tok, podID("pod-a"), dbReq("x"))
 			}
 			h.fv.revoke(tok.Value)
 			h.clk.Advance(tt.after)
-			resp, outcome, err := h.c.Fetch(context.Background(), h.vc, tok, "pod-a", dbReq("x"))
+			resp, outcome, err := h.c.Fetch(context.Background(), h.vc, tok, podID("pod-a"), dbReq("x"))
 			if tt.wantErr {
 				var se *vault.StatusError
 				if !errors.As(err, &se) || se.StatusCode != http.StatusForbidden {
@@ -506,7 +245,7 @@ func TestFetchErrors(t *testing.T) {
 					t.Fatalf("Fetch = %s %v, want %s of the cached answer", outcome, err, tt.want)
 				}
 			}
-			if n := h.c.Len(); n != tt.wantLen {
+			if n := h.c.Leases(); n != tt.wantLen {
 				t.Errorf("%d cached answers, want %d", n, tt.wantLen)
 			}
 			for path, want := range tt.wantCalls {
@@ -521,22 +260,22 @@ func TestFetchErrors(t *testing.T) {
 func TestFetchNeverShared(t *testing.T) {
 	tests := []struct {
 		name       string
-		id1, id2   string
+		id1, id2   Identity
 		req1, req2 config.Request
 		share      bool
 	}{
-		{name: "different identities, same lease request", id1: "pod-a", id2: "pod-b", req1: dbReq("x"), req2: dbReq("x")},
-		{name: "different identities, same certificate request", id1: "pod-a", id2: "pod-b", req1: pkiReq("a.example.com"), req2: pkiReq("a.example.com")},
-		{name: "different paths", id1: "pod-a", id2: "pod-a", req1: dbReq("x"), req2: dbReq("y")},
-		{name: "different query", id1: "pod-a", id2: "pod-a", req1: dbReq("x"), req2: dbReq("x", "ttl", "3600")},
-		{name: "different method", id1: "pod-a", id2: "pod-a", req1: pkiReq("a.example.com"),
+		{name: "different identities, same lease request", id1: podID("pod-a"), id2: podID("pod-b"), req1: dbReq("x"), req2: dbReq("x")},
+		{name: "different identities, same certificate request", id1: podID("pod-a"), id2: podID("pod-b"), req1: pkiReq("a.example.com"), req2: pkiReq("a.example.com")},
+		{name: "different paths", id1: podID("pod-a"), id2: podID("pod-a"), req1: dbReq("x"), req2: dbReq("y")},
+		{name: "different query", id1: podID("pod-a"), id2: podID("pod-a"), req1: dbReq("x"), req2: dbReq("x", "ttl", "3600")},
+		{name: "different method", id1: podID("pod-a"), id2: podID("pod-a"), req1: pkiReq("a.example.com"),
 			req2: config.Request{Method: http.MethodPost, Path: "pki/issue/x", Body: []byte(`{"common_name":"a.example.com"}`)}},
-		{name: "different body", id1: "pod-a", id2: "pod-a", req1: pkiReq("a.example.com"), req2: pkiReq("b.example.com")},
-		{name: "same identity and request", id1: "pod-a", id2: "pod-a", req1: dbReq("x"), req2: dbReq("x"), share: true},
+		{name: "different body", id1: podID("pod-a"), id2: podID("pod-a"), req1: pkiReq("a.example.com"), req2: pkiReq("b.example.com")},
+		{name: "same identity and request", id1: podID("pod-a"), id2: podID("pod-a"), req1: dbReq("x"), req2: dbReq("x"), share: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
+			h := newHarness(t, Options{})
 			tok := token("a", 0, epoch)
 			a, _ := h.fetch(tok, tt.id1, tt.req1)
 			b, outcome := h.fetch(tok, tt.id2, tt.req2)
@@ -559,8 +298,8 @@ func TestFetchNeverShared(t *testing.T) {
 			if n := h.fv.total(); n != 2 {
 				t.Errorf("%d Vault calls, want 2", n)
 			}
-			if h.c.Len() != 2 {
-				t.Errorf("%d cached answers, want 2", h.c.Len())
+			if h.c.Leases() != 2 {
+				t.Errorf("%d cached answers, want 2", h.c.Leases())
 			}
 		})
 	}
@@ -581,7 +320,7 @@ func TestFetchConcurrentCollapsed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
+			h := newHarness(t, Options{})
 			tok := token("a", 0, epoch)
 			release := h.fv.hold(t, tt.req.Path)
 			resps := make([]*vault.Response, tt.callers)
@@ -592,13 +331,13 @@ func TestFetchConcurrentCollapsed(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					resps[i], outcomes[i], errs[i] = h.c.Fetch(context.Background(), h.vc, tok, "pod-a", tt.req)
+					resps[i], outcomes[i], errs[i] = h.c.Fetch(context.Background(), h.vc, tok, podID("pod-a"), tt.req)
 				}()
 			}
 			// Vault's first answer is held until every other caller waits
 			// for it (or a second request shows they do not).
 			eventually(t, "callers to wait for one Vault call", func() bool {
-				return singleflightWaiters("(*Cache).Fetch(") >= tt.callers-1 || h.fv.total() > 1
+				return singleflightWaiters("(*leaseCache).fetch(") >= tt.callers-1 || h.fv.total() > 1
 			})
 			release()
 			wg.Wait()
@@ -614,7 +353,7 @@ func TestFetchConcurrentCollapsed(t *testing.T) {
 				}
 			}
 			// Afterwards, KV is read again; a lease is served from the cache.
-			resp, outcome := h.fetch(tok, "pod-a", tt.req)
+			resp, outcome := h.fetch(tok, podID("pod-a"), tt.req)
 			wantCalls := 2
 			if tt.cached {
 				wantCalls = 1
@@ -679,12 +418,12 @@ func TestFetchCreatorToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
+			h := newHarness(t, Options{})
 			creator := token("a", tt.creatorTTL, epoch)
-			first, _ := h.fetch(creator, "pod-a", dbReq("x"))
+			first, _ := h.fetch(creator, podID("pod-a"), dbReq("x"))
 			h.clk.Advance(tt.after)
 			cur := tt.current(creator, h.clk.Now())
-			resp, outcome := h.fetch(cur, "pod-a", dbReq("x"))
+			resp, outcome := h.fetch(cur, podID("pod-a"), dbReq("x"))
 			if outcome != tt.want {
 				t.Fatalf("Fetch at +%v: %s, want %s", tt.after, outcome, tt.want)
 			}
@@ -703,7 +442,7 @@ func TestFetchCreatorToken(t *testing.T) {
 			// A re-issued lease belongs to the current token: served from
 			// the cache again right away.
 			if tt.want == Issued {
-				if again, o := h.fetch(cur, "pod-a", dbReq("x")); o != Hit || answer(again) != answer(resp) {
+				if again, o := h.fetch(cur, podID("pod-a"), dbReq("x")); o != Hit || answer(again) != answer(resp) {
 					t.Errorf("next Fetch with the new creator: %s %s, want a hit on %s", o, answer(again), answer(resp))
 				}
 			}
@@ -769,27 +508,26 @@ func TestFetchMaxEntries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			h.c.MaxEntries = tt.max
+			h := newHarness(t, Options{LeaseCacheSize: tt.max})
 			tok := token("a", 0, epoch)
 			reqs := map[string]config.Request{}
 			for _, f := range tt.fills {
 				h.clk.Advance(f.after)
 				reqs[f.name] = dbReq(f.name, f.query...)
-				if _, o := h.fetch(tok, "pod-a", reqs[f.name]); o != Issued {
+				if _, o := h.fetch(tok, podID("pod-a"), reqs[f.name]); o != Issued {
 					t.Fatalf("filling %s: %s, want issued", f.name, o)
 				}
 			}
-			if n := h.c.Len(); n != tt.wantLen {
+			if n := h.c.Leases(); n != tt.wantLen {
 				t.Errorf("%d cached answers, want %d", n, tt.wantLen)
 			}
 			for _, name := range tt.kept {
-				if _, o := h.fetch(tok, "pod-a", reqs[name]); o != Hit {
+				if _, o := h.fetch(tok, podID("pod-a"), reqs[name]); o != Hit {
 					t.Errorf("%s: %s, want a hit (kept)", name, o)
 				}
 			}
 			for _, name := range tt.dropped {
-				if _, o := h.fetch(tok, "pod-a", reqs[name]); o == Hit {
+				if _, o := h.fetch(tok, podID("pod-a"), reqs[name]); o == Hit {
 					t.Errorf("%s: still cached, want it evicted", name)
 				}
 			}
@@ -814,7 +552,7 @@ func TestFetchShortLivedCreator(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
+			h := newHarness(t, Options{})
 			if tt.certTTL != 0 {
 				h.fv.configure(func(c *fakeVaultConfig) { c.certTTL = tt.certTTL })
 			}
@@ -828,7 +566,7 @@ func TestFetchShortLivedCreator(t *testing.T) {
 				if i > 0 {
 					h.clk.Advance(tt.every)
 				}
-				_, o := h.fetch(tok, "pod-a", tt.req)
+				_, o := h.fetch(tok, podID("pod-a"), tt.req)
 				outcomes = append(outcomes, o)
 			}
 			if n := h.fv.total(); n != 1 {
@@ -836,4 +574,119 @@ func TestFetchShortLivedCreator(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkIndex fails the test unless the token index lists exactly the cached
+// leases, each under its creator.
+func checkIndex(t *testing.T, c *leaseCache) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	indexed := 0
+	for tk, keys := range c.byToken {
+		if len(keys) == 0 {
+			t.Errorf("token %q indexed with no leases", tk)
+		}
+		for k := range keys {
+			indexed++
+			if e, ok := c.items[k]; !ok || e.creator != tk {
+				t.Errorf("index lists %q under %q, not a lease of that token", k, tk)
+			}
+		}
+	}
+	leases := 0
+	for _, e := range c.items {
+		if e.creator != "" {
+			leases++
+		}
+	}
+	if indexed != leases {
+		t.Errorf("%d leases indexed, %d cached", indexed, leases)
+	}
+}
+
+// Forgetting a token drops exactly the leases it created, by identity and
+// accessor: leases since re-issued under another token, certificates, and
+// other identities' leases stay.
+func TestForgetToken(t *testing.T) {
+	a := token("a", 0, epoch)
+	b := token("b", 0, epoch)
+	tests := []struct {
+		name string
+		// steps run before forget(podID("pod-a"), a); they return what
+		// should be a hit afterwards and what should not.
+		steps  func(h *harness) (kept, gone []config.Request)
+		forget Identity
+	}{
+		{name: "the token's leases go", forget: podID("pod-a"), steps: func(h *harness) (kept, gone []config.Request) {
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			h.fetch(a, podID("pod-a"), dbReq("y"))
+			return nil, []config.Request{dbReq("x"), dbReq("y")}
+		}},
+		{name: "a renewed lease still belongs to its creator", forget: podID("pod-a"), steps: func(h *harness) (kept, gone []config.Request) {
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			h.clk.Advance(2401 * s)
+			if _, o := h.fetch(a, podID("pod-a"), dbReq("x")); o != Renewed {
+				h.t.Fatalf("second fetch %s, want renewed", o)
+			}
+			return nil, []config.Request{dbReq("x")}
+		}},
+		{name: "a lease re-issued under another token stays", forget: podID("pod-a"), steps: func(h *harness) (kept, gone []config.Request) {
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			h.fetch(a, podID("pod-a"), dbReq("y"))
+			h.clk.Advance(2401 * s)
+			if _, o := h.fetch(b, podID("pod-a"), dbReq("x")); o != Issued {
+				h.t.Fatalf("fetch under b: %s, want issued", o)
+			}
+			return []config.Request{dbReq("x")}, []config.Request{dbReq("y")}
+		}},
+		{name: "certificates do not die with the token", forget: podID("pod-a"), steps: func(h *harness) (kept, gone []config.Request) {
+			h.fetch(a, podID("pod-a"), pkiReq("a.example.com"))
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			return []config.Request{pkiReq("a.example.com")}, []config.Request{dbReq("x")}
+		}},
+		{name: "another identity's token with the same accessor keeps its leases", forget: podID("pod-b"), steps: func(h *harness) (kept, gone []config.Request) {
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			return []config.Request{dbReq("x")}, nil
+		}},
+		{name: "a lease evicted for room leaves the index", forget: podID("pod-a"), steps: func(h *harness) (kept, gone []config.Request) {
+			// The cache holds two; y ends first and makes room for z.
+			h.fetch(a, podID("pod-a"), dbReq("x"))
+			h.fetch(a, podID("pod-a"), dbReq("y", "ttl", "60"))
+			h.fetch(a, podID("pod-a"), dbReq("z"))
+			return nil, []config.Request{dbReq("x"), dbReq("y", "ttl", "60"), dbReq("z")}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, Options{LeaseCacheSize: 2})
+			kept, gone := tt.steps(h)
+			checkIndex(t, h.c.leases)
+			h.c.leases.forgetToken(tt.forget.Key(), a.Accessor)
+			checkIndex(t, h.c.leases)
+			if n := h.c.Leases(); n != len(kept) {
+				t.Errorf("%d answers cached, want %d", n, len(kept))
+			}
+			for _, r := range kept {
+				if _, o := h.fetch(b, podID("pod-a"), r); o != Hit {
+					t.Errorf("%s: %s, want a hit (kept)", r.Path, o)
+				}
+			}
+			for _, r := range gone {
+				if _, o := h.fetch(b, podID("pod-a"), r); o == Hit {
+					t.Errorf("%s: still cached, want it forgotten", r.Path)
+				}
+			}
+		})
+	}
+	t.Run("an empty accessor forgets nothing", func(t *testing.T) {
+		h := newHarness(t, Options{})
+		anon := &vault.Token{Value: "hvs.anon"}
+		h.fetch(anon, podID("pod-a"), dbReq("x"))
+		h.c.leases.forgetToken(podID("pod-a").Key(), "")
+		checkIndex(t, h.c.leases)
+		if _, o := h.fetch(anon, podID("pod-a"), dbReq("x")); o != Hit {
+			t.Errorf("%s, want a hit", o)
+		}
+	})
 }

@@ -1,14 +1,9 @@
-package auth
+package cache
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,290 +12,7 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
 
-// fakeClock is the caches' clock: the test decides when "later" is.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-var epoch = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// vaultCall is one request the fake Vault received.
-type vaultCall struct {
-	Method string
-	Path   string // below /v1/
-	Token  string
-	Body   map[string]any
-}
-
-// fakeVaultConfig is how the fake Vault answers.
-type fakeVaultConfig struct {
-	loginTTL       int  // seconds; 0: a token without expiry
-	loginRenewable bool // of tokens from a login
-	renewTTL       int  // seconds renew-self grants; 0: the increment asked for
-	renewStatus    int  // non-zero: renew-self fails with this status
-}
-
-// fakeVault is a Vault that logs in at any auth/<mount>/login (a new token
-// per login), renews and revokes tokens, and refuses revoked tokens with 403.
-// It records every request, and can hold answers to a path until released.
-type fakeVault struct {
-	*httptest.Server
-	name string
-
-	mu      sync.Mutex
-	cfg     fakeVaultConfig
-	calls   []vaultCall
-	seq     int
-	revoked map[string]bool
-	gates   map[string]chan struct{}
-}
-
-func newFakeVault(t *testing.T, name string) *fakeVault {
-	t.Helper()
-	fv := &fakeVault{
-		name:    name,
-		cfg:     fakeVaultConfig{loginTTL: 300, loginRenewable: true},
-		revoked: map[string]bool{},
-		gates:   map[string]chan struct{}{},
-	}
-	fv.Server = httptest.NewServer(fv)
-	t.Cleanup(fv.Close)
-	return fv
-}
-
-func (fv *fakeVault) configure(f func(*fakeVaultConfig)) {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	f(&fv.cfg)
-}
-
-// hold makes requests to path wait until the returned release is called
-// (release is idempotent, and runs at the end of the test anyway).
-func (fv *fakeVault) hold(t *testing.T, path string) (release func()) {
-	ch := make(chan struct{})
-	fv.mu.Lock()
-	fv.gates[path] = ch
-	fv.mu.Unlock()
-	var once sync.Once
-	release = func() { once.Do(func() { close(ch) }) }
-	t.Cleanup(release)
-	return release
-}
-
-// requests returns the recorded requests to path.
-func (fv *fakeVault) requests(path string) []vaultCall {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	var out []vaultCall
-	for _, c := range fv.calls {
-		if c.Path == path {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func (fv *fakeVault) count(path string) int { return len(fv.requests(path)) }
-
-// logins counts logins at any auth mount.
-func (fv *fakeVault) logins() int {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	n := 0
-	for _, c := range fv.calls {
-		if isLogin(c.Path) {
-			n++
-		}
-	}
-	return n
-}
-
-func (fv *fakeVault) total() int {
-	fv.mu.Lock()
-	defer fv.mu.Unlock()
-	return len(fv.calls)
-}
-
-func isLogin(path string) bool {
-	return strings.HasPrefix(path, "auth/") && strings.HasSuffix(path, "/login") && path != "auth/token/login"
-}
-
-func (fv *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := strings.TrimPrefix(r.URL.Path, "/v1/")
-	var body map[string]any
-	if b, _ := io.ReadAll(r.Body); len(b) > 0 {
-		_ = json.Unmarshal(b, &body)
-	}
-	tok := r.Header.Get("X-Vault-Token")
-	fv.mu.Lock()
-	fv.calls = append(fv.calls, vaultCall{Method: r.Method, Path: path, Token: tok, Body: body})
-	gate := fv.gates[path]
-	cfg := fv.cfg
-	fv.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-r.Context().Done():
-			return
-		}
-	}
-
-	reply := func(code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	fail := func(code int, msg string) { reply(code, map[string]any{"errors": []string{msg}}) }
-
-	if isLogin(path) {
-		if r.Method != http.MethodPost && r.Method != http.MethodPut || body["jwt"] == "" || body["role"] == "" {
-			fail(http.StatusBadRequest, "missing role or jwt")
-			return
-		}
-		fv.mu.Lock()
-		fv.seq++
-		n := fv.seq
-		fv.mu.Unlock()
-		reply(200, map[string]any{"auth": map[string]any{
-			"client_token":   fmt.Sprintf("hvs.%s-%d", fv.name, n),
-			"accessor":       fmt.Sprintf("acc-%s-%d", fv.name, n),
-			"lease_duration": cfg.loginTTL,
-			"renewable":      cfg.loginRenewable,
-		}})
-		return
-	}
-	fv.mu.Lock()
-	refused := tok == "" || fv.revoked[tok]
-	fv.mu.Unlock()
-	if refused {
-		fail(http.StatusForbidden, "permission denied")
-		return
-	}
-	switch path {
-	case "auth/token/renew-self":
-		if cfg.renewStatus != 0 {
-			fail(cfg.renewStatus, "renewal refused")
-			return
-		}
-		ttl := cfg.renewTTL
-		if ttl == 0 {
-			inc, _ := body["increment"].(float64)
-			ttl = int(inc)
-		}
-		reply(200, map[string]any{"auth": map[string]any{"client_token": tok, "lease_duration": ttl, "renewable": true}})
-	case "auth/token/revoke-self":
-		fv.mu.Lock()
-		fv.revoked[tok] = true
-		fv.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		fail(http.StatusNotFound, "no handler for "+path)
-	}
-}
-
-// harness is a token cache in front of a fake Vault, on a fake clock.
-type harness struct {
-	t    *testing.T
-	fv   *fakeVault
-	clk  *fakeClock
-	pool *vault.Pool
-	tc   *TokenCache
-}
-
-func newHarness(t *testing.T, size int) *harness {
-	t.Helper()
-	h := &harness{
-		t:    t,
-		fv:   newFakeVault(t, "v1"),
-		clk:  &fakeClock{t: epoch},
-		pool: vault.NewPool(vault.Options{MaxRetries: 0}),
-	}
-	h.tc = NewTokenCache(&Authenticator{}, size)
-	h.tc.Now = h.clk.Now
-	return h
-}
-
-// identity is a pod's Mount configuration for the harness's Vault; the
-// driver supplies the JWT, so no Kubernetes access is needed.
-func (h *harness) identity(podUID string) *config.Config {
-	return &config.Config{
-		VaultAddress:  h.fv.URL,
-		AuthMountPath: "jwt",
-		RoleName:      "app",
-		Token:         "jwt-of-" + podUID,
-		Pod:           config.Pod{Name: "pod-" + podUID, Namespace: "apps", UID: podUID, ServiceAccountName: "app"},
-	}
-}
-
-func (h *harness) client(cfg *config.Config) *vault.Client {
-	h.t.Helper()
-	vc, err := h.pool.Client(vault.Target{Address: cfg.VaultAddress, Namespace: cfg.VaultNamespace, TLS: cfg.TLS})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return vc
-}
-
-func (h *harness) token(cfg *config.Config) *vault.Token {
-	h.t.Helper()
-	tok, err := h.tc.Token(context.Background(), h.client(cfg), cfg)
-	if err != nil {
-		h.t.Fatalf("Token: %v", err)
-	}
-	return tok
-}
-
-// eventually polls cond until it holds, failing the test after a deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// singleflightWaiters counts goroutines inside fn (as it appears in stack
-// traces, e.g. "(*TokenCache).Token(") that are parked in singleflight
-// behind another caller's call.
-func singleflightWaiters(fn string) int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "sync.(*WaitGroup).Wait(") &&
-			strings.Contains(g, "singleflight.(*Group).Do(") &&
-			strings.Contains(g, fn) {
-			count++
-		}
-	}
-	return count
-}
-
 func TestTokenCacheRefresh(t *testing.T) {
-	const s = time.Second
 	tests := []struct {
 		name        string
 		fraction    float64 // 0: the default, 2/3
@@ -344,15 +56,12 @@ func TestTokenCacheRefresh(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, 10)
-			if tt.fraction != 0 {
-				h.tc.RefreshFraction = tt.fraction
-			}
+			h := newHarness(t, Options{TokenCacheSize: 10, RefreshFraction: tt.fraction})
 			h.fv.configure(func(c *fakeVaultConfig) {
 				c.loginTTL, c.loginRenewable = tt.loginTTL, tt.renewable
 				c.renewTTL, c.renewStatus = tt.renewTTL, tt.renewStatus
 			})
-			cfg := h.identity("uid-1")
+			cfg := h.pod("uid-1")
 			first := h.token(cfg)
 			if !first.IssuedAt.Equal(epoch) {
 				t.Errorf("IssuedAt of a login = %v, want the cache clock's %v", first.IssuedAt, epoch)
@@ -360,7 +69,7 @@ func TestTokenCacheRefresh(t *testing.T) {
 			h.clk.Advance(tt.after)
 			second := h.token(cfg)
 
-			if n := h.fv.logins(); n != tt.wantLogins {
+			if n := h.fv.loginCount(); n != tt.wantLogins {
 				t.Errorf("%d logins, want %d", n, tt.wantLogins)
 			}
 			renews := h.fv.requests("auth/token/renew-self")
@@ -404,9 +113,9 @@ func TestTokenCacheRefresh(t *testing.T) {
 // Every renewal asks for the TTL granted at login, not for what the last
 // renewal granted, and the threshold counts from the last renewal.
 func TestTokenCacheRenewalYardstick(t *testing.T) {
-	h := newHarness(t, 10)
+	h := newHarness(t, Options{TokenCacheSize: 10})
 	h.fv.configure(func(c *fakeVaultConfig) { c.renewTTL = 240 })
-	cfg := h.identity("uid-1")
+	cfg := h.pod("uid-1")
 	first := h.token(cfg)
 	h.clk.Advance(201 * time.Second)
 	h.token(cfg) // renewed: TTL 240 from now
@@ -417,8 +126,8 @@ func TestTokenCacheRenewalYardstick(t *testing.T) {
 	h.clk.Advance(2 * time.Second) // 161s > 2/3 of 240s
 	tok := h.token(cfg)
 	renews := h.fv.requests("auth/token/renew-self")
-	if len(renews) != 2 || tok.Value != first.Value || h.fv.logins() != 1 {
-		t.Fatalf("past 2/3 of the renewed TTL: token %q, %d renewals, %d logins; want a second renewal", tok.Value, len(renews), h.fv.logins())
+	if len(renews) != 2 || tok.Value != first.Value || h.fv.loginCount() != 1 {
+		t.Fatalf("past 2/3 of the renewed TTL: token %q, %d renewals, %d logins; want a second renewal", tok.Value, len(renews), h.fv.loginCount())
 	}
 	if inc, _ := renews[1].Body["increment"].(float64); inc != 300 {
 		t.Errorf("second renewal asked for %v s, want the login TTL 300", renews[1].Body["increment"])
@@ -446,15 +155,15 @@ func TestTokenCacheIdentities(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, 10)
-			other := newFakeVault(t, "v2")
-			a := h.identity("uid-1")
-			b := h.identity("uid-1")
+			h := newHarness(t, Options{TokenCacheSize: 10})
+			other := newFakeVault(t, "v2", h.clk.Now)
+			a := h.pod("uid-1")
+			b := h.pod("uid-1")
 			tt.mutate(b, other.URL)
 
 			tokA := h.token(a)
 			tokB := h.token(b)
-			logins := h.fv.logins() + other.logins()
+			logins := h.fv.loginCount() + other.loginCount()
 			if tt.share {
 				if tokB.Value != tokA.Value || logins != 1 {
 					t.Fatalf("equal identities: tokens %q and %q after %d logins; want one shared token", tokA.Value, tokB.Value, logins)
@@ -483,7 +192,7 @@ func TestTokenCacheIdentities(t *testing.T) {
 			if got := h.token(b); got.Value != tokB.Value {
 				t.Errorf("second identity now gets %q, want %q", got.Value, tokB.Value)
 			}
-			if n := h.fv.logins() + other.logins(); n != 2 {
+			if n := h.fv.loginCount() + other.loginCount(); n != 2 {
 				t.Errorf("%d logins after asking both again, want 2", n)
 			}
 		})
@@ -506,16 +215,16 @@ func TestTokenCacheLRU(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, tt.size)
+			h := newHarness(t, Options{TokenCacheSize: tt.size})
 			tokens := map[string]string{} // pod UID -> token value
 			for _, uid := range tt.seq {
-				tok := h.token(h.identity(uid))
+				tok := h.token(h.pod(uid))
 				if prev, ok := tokens[uid]; ok && prev != tok.Value {
 					t.Fatalf("pod %s got a new token %q while cached (had %q)", uid, tok.Value, prev)
 				}
 				tokens[uid] = tok.Value
 			}
-			if n := h.fv.logins(); n != len(tokens) {
+			if n := h.fv.loginCount(); n != len(tokens) {
 				t.Errorf("%d logins for %d identities", n, len(tokens))
 			}
 
@@ -538,7 +247,7 @@ func TestTokenCacheLRU(t *testing.T) {
 				}
 			}
 			// Survivors are still cached (hits do not evict anything).
-			logins := h.fv.logins()
+			logins := h.fv.loginCount()
 			for uid, val := range tokens {
 				if evicted[uid] {
 					continue
@@ -546,20 +255,20 @@ func TestTokenCacheLRU(t *testing.T) {
 				if revoked[val] {
 					t.Errorf("token of cached pod %s was revoked", uid)
 				}
-				if got := h.token(h.identity(uid)); got.Value != val {
+				if got := h.token(h.pod(uid)); got.Value != val {
 					t.Errorf("pod %s: token %q, want the cached %q", uid, got.Value, val)
 				}
 			}
-			if n := h.fv.logins(); n != logins {
+			if n := h.fv.loginCount(); n != logins {
 				t.Errorf("asking for the cached identities' tokens made %d logins", n-logins)
 			}
 			// An evicted identity logs in again, evicting another in turn.
 			if len(tt.evicted) > 0 {
 				uid := tt.evicted[0]
-				if got := h.token(h.identity(uid)); got.Value == tokens[uid] {
+				if got := h.token(h.pod(uid)); got.Value == tokens[uid] {
 					t.Errorf("evicted pod %s got its revoked token back", uid)
 				}
-				if n := h.fv.logins(); n != logins+1 {
+				if n := h.fv.loginCount(); n != logins+1 {
 					t.Errorf("evicted pod %s: %d logins, want 1", uid, n-logins)
 				}
 				eventually(t, "the next revocation", func() bool {
@@ -578,24 +287,24 @@ func TestTokenCacheInvalidate(t *testing.T) {
 		relogA     bool // whether a logs in again afterwards
 	}{
 		{name: "the cached token is dropped", relogA: true,
-			invalidate: func(h *harness, a, _ *vault.Token) { h.tc.Invalidate(h.identity("a"), a) }},
+			invalidate: func(h *harness, a, _ *vault.Token) { h.c.tokens.invalidate(idOf(h.pod("a")), a) }},
 		{name: "another token of the identity leaves the cached one",
 			invalidate: func(h *harness, a, _ *vault.Token) {
-				h.tc.Invalidate(h.identity("a"), &vault.Token{Value: "hvs.stale", Accessor: a.Accessor})
+				h.c.tokens.invalidate(idOf(h.pod("a")), &vault.Token{Value: "hvs.stale", Accessor: a.Accessor})
 			}},
 		{name: "another identity's token leaves it",
-			invalidate: func(h *harness, a, b *vault.Token) { h.tc.Invalidate(h.identity("a"), b) }},
+			invalidate: func(h *harness, a, b *vault.Token) { h.c.tokens.invalidate(idOf(h.pod("a")), b) }},
 		{name: "the token under another identity leaves it",
-			invalidate: func(h *harness, a, _ *vault.Token) { h.tc.Invalidate(h.identity("b"), a) }},
+			invalidate: func(h *harness, a, _ *vault.Token) { h.c.tokens.invalidate(idOf(h.pod("b")), a) }},
 		{name: "an identity never cached",
-			invalidate: func(h *harness, a, _ *vault.Token) { h.tc.Invalidate(h.identity("z"), a) }},
+			invalidate: func(h *harness, a, _ *vault.Token) { h.c.tokens.invalidate(idOf(h.pod("z")), a) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, 10)
-			a, b := h.token(h.identity("a")), h.token(h.identity("b"))
+			h := newHarness(t, Options{TokenCacheSize: 10})
+			a, b := h.token(h.pod("a")), h.token(h.pod("b"))
 			tt.invalidate(h, a, b)
-			gotA, gotB := h.token(h.identity("a")), h.token(h.identity("b"))
+			gotA, gotB := h.token(h.pod("a")), h.token(h.pod("b"))
 			if gotB.Value != b.Value {
 				t.Errorf("pod b: token %q, want its cached %q", gotB.Value, b.Value)
 			}
@@ -606,15 +315,15 @@ func TestTokenCacheInvalidate(t *testing.T) {
 			if tt.relogA {
 				want = 3
 			}
-			if n := h.fv.logins(); n != want {
+			if n := h.fv.loginCount(); n != want {
 				t.Errorf("%d logins, want %d", n, want)
 			}
 		})
 	}
 	t.Run("on an empty cache", func(t *testing.T) {
-		h := newHarness(t, 10)
-		h.tc.Invalidate(h.identity("a"), &vault.Token{Value: "hvs.x"})
-		if h.tc.lookup(IdentityOf(h.identity("a")).Key()) != nil {
+		h := newHarness(t, Options{TokenCacheSize: 10})
+		h.c.tokens.invalidate(idOf(h.pod("a")), &vault.Token{Value: "hvs.x"})
+		if h.c.tokens.lookup(idOf(h.pod("a")).Key()) != nil {
 			t.Error("entry appeared")
 		}
 	})
@@ -625,7 +334,7 @@ func TestTokenCacheRelogin(t *testing.T) {
 		name string
 		// setup returns the token Vault refused.
 		setup      func(h *harness, cfg *config.Config) *vault.Token
-		wantLogins int // during Relogin
+		wantLogins int // during relogin
 		wantCached bool
 	}{
 		{name: "refused cached token: new login", wantLogins: 1,
@@ -633,7 +342,7 @@ func TestTokenCacheRelogin(t *testing.T) {
 		{name: "refused token already replaced by a concurrent Mount: no login", wantLogins: 0, wantCached: true,
 			setup: func(h *harness, cfg *config.Config) *vault.Token {
 				old := h.token(cfg)
-				if _, err := h.tc.Relogin(context.Background(), h.client(cfg), cfg, old); err != nil {
+				if _, err := h.c.tokens.relogin(context.Background(), h.client(cfg.VaultAddress), idOf(cfg), cfg, old); err != nil {
 					h.t.Fatal(err)
 				}
 				return old
@@ -641,7 +350,7 @@ func TestTokenCacheRelogin(t *testing.T) {
 		{name: "replacement is past its threshold: new login", wantLogins: 1,
 			setup: func(h *harness, cfg *config.Config) *vault.Token {
 				old := h.token(cfg)
-				if _, err := h.tc.Relogin(context.Background(), h.client(cfg), cfg, old); err != nil {
+				if _, err := h.c.tokens.relogin(context.Background(), h.client(cfg.VaultAddress), idOf(cfg), cfg, old); err != nil {
 					h.t.Fatal(err)
 				}
 				h.clk.Advance(250 * time.Second)
@@ -657,31 +366,31 @@ func TestTokenCacheRelogin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, 10)
-			cfg := h.identity("a")
+			h := newHarness(t, Options{TokenCacheSize: 10})
+			cfg := h.pod("a")
 			refused := tt.setup(h, cfg)
-			before := h.fv.logins()
-			cached := h.tc.lookup(IdentityOf(cfg).Key())
-			tok, err := h.tc.Relogin(context.Background(), h.client(cfg), cfg, refused)
+			before := h.fv.loginCount()
+			cached := h.c.tokens.lookup(idOf(cfg).Key())
+			tok, err := h.c.tokens.relogin(context.Background(), h.client(cfg.VaultAddress), idOf(cfg), cfg, refused)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := h.fv.logins() - before; n != tt.wantLogins {
+			if n := h.fv.loginCount() - before; n != tt.wantLogins {
 				t.Errorf("%d logins, want %d", n, tt.wantLogins)
 			}
 			if tok.Value == refused.Value {
-				t.Errorf("Relogin returned the refused token")
+				t.Errorf("relogin returned the refused token")
 			}
 			if tt.wantCached && (cached == nil || tok.Value != cached.tok.Value) {
-				t.Errorf("Relogin returned %q, want the cached replacement", tok.Value)
+				t.Errorf("relogin returned %q, want the cached replacement", tok.Value)
 			}
 			if n := h.fv.count("auth/token/renew-self"); n != 0 {
-				t.Errorf("Relogin renewed a token %d times", n)
+				t.Errorf("relogin renewed a token %d times", n)
 			}
 			// The new token is the cached one.
 			calls := h.fv.total()
 			if got := h.token(cfg); got.Value != tok.Value || h.fv.total() != calls {
-				t.Errorf("Token after Relogin: %q with %d Vault calls, want the cached %q", got.Value, h.fv.total()-calls, tok.Value)
+				t.Errorf("Token after relogin: %q with %d Vault calls, want the cached %q", got.Value, h.fv.total()-calls, tok.Value)
 			}
 		})
 	}
@@ -699,24 +408,24 @@ func TestTokenCacheConcurrentLogins(t *testing.T) {
 		call   func(h *harness, cfg *config.Config, cached *vault.Token) (*vault.Token, error)
 		cached bool
 	}{
-		{name: "20 Token calls for a new identity", callers: 20, frame: "(*TokenCache).Token(",
+		{name: "20 Token calls for a new identity", callers: 20, frame: "(*tokenCache).token(",
 			call: func(h *harness, cfg *config.Config, _ *vault.Token) (*vault.Token, error) {
-				return h.tc.Token(context.Background(), h.client(cfg), cfg)
+				return h.c.tokens.token(context.Background(), h.client(cfg.VaultAddress), idOf(cfg), cfg)
 			}},
-		{name: "10 Relogin calls for one refused token", callers: 10, frame: "(*TokenCache).Relogin(", cached: true,
+		{name: "10 relogin calls for one refused token", callers: 10, frame: "(*tokenCache).relogin(", cached: true,
 			call: func(h *harness, cfg *config.Config, refused *vault.Token) (*vault.Token, error) {
-				return h.tc.Relogin(context.Background(), h.client(cfg), cfg, refused)
+				return h.c.tokens.relogin(context.Background(), h.client(cfg.VaultAddress), idOf(cfg), cfg, refused)
 			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, 10)
-			cfg := h.identity("a")
+			h := newHarness(t, Options{TokenCacheSize: 10})
+			cfg := h.pod("a")
 			var cached *vault.Token
 			if tt.cached {
 				cached = h.token(cfg)
 			}
-			before := h.fv.logins()
+			before := h.fv.loginCount()
 			release := h.fv.hold(t, "auth/jwt/login")
 
 			results := make([]*vault.Token, tt.callers)
@@ -732,12 +441,12 @@ func TestTokenCacheConcurrentLogins(t *testing.T) {
 			// The first login is held until every other caller waits for
 			// it (or a second login shows they do not).
 			eventually(t, "callers to wait for one login", func() bool {
-				return singleflightWaiters(tt.frame) >= tt.callers-1 || h.fv.logins()-before > 1
+				return singleflightWaiters(tt.frame) >= tt.callers-1 || h.fv.loginCount()-before > 1
 			})
 			release()
 			wg.Wait()
 
-			if n := h.fv.logins() - before; n != 1 {
+			if n := h.fv.loginCount() - before; n != 1 {
 				t.Errorf("%d logins for %d concurrent callers, want 1", n, tt.callers)
 			}
 			for i := range tt.callers {
