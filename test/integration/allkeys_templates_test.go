@@ -63,6 +63,7 @@ func listFiles(t *testing.T, dir string) []string {
 }
 
 func TestAllKeysKV(t *testing.T) {
+	needWorld(t)
 	mustWrite(t, "secret/data/app-allkeys", map[string]any{"data": map[string]any{
 		"username": "ak-user", "password": "ak-pw", "port": 5432, "tags": []string{"x", "y"}, ".env": "E=1",
 	}})
@@ -125,6 +126,7 @@ func TestAllKeysKV(t *testing.T) {
 
 // An all-keys PKI object: certificate, key and chain of one issue call.
 func TestAllKeysPKI(t *testing.T) {
+	needWorld(t)
 	req := volume(t, appSA, "vault", map[string]string{
 		"roleName": "app",
 		"objects":  "- {objectName: tls, secretPath: pki/issue/example-com, method: PUT, secretKey: \"*\", secretArgs: {common_name: all.example.com, ttl: 1h}}",
@@ -158,6 +160,7 @@ func TestAllKeysPKI(t *testing.T) {
 }
 
 func TestAllKeysVersions(t *testing.T) {
+	needWorld(t)
 	objects := "- {objectName: rot, secretPath: kv1/allkeys-rot, secretKey: \"*\"}\n- {objectName: still, secretPath: secret/data/app, secretKey: username}"
 	params := map[string]string{"roleName": "app", "objects": objects}
 	dir := t.TempDir()
@@ -209,6 +212,7 @@ func TestAllKeysVersions(t *testing.T) {
 }
 
 func TestAllKeysFailures(t *testing.T) {
+	needWorld(t)
 	mustWrite(t, "kv1/allkeys-slash", map[string]any{"ok": "fine", "tls/cert": "hidden-value-123"})
 	mustWrite(t, "kv1/allkeys-dotdot", map[string]any{"..": "hidden-value-123"})
 	mustWrite(t, "kv1/allkeys-clash", map[string]any{"user": "u", "pass": "hidden-value-123"})
@@ -244,6 +248,7 @@ func TestAllKeysFailures(t *testing.T) {
 // A template renders a connection config from a database credential (an
 // unwritten all-keys object) and KV values; the credential works.
 func TestTemplateDatabaseConfig(t *testing.T) {
+	needWorld(t)
 	mustWrite(t, "secret/data/app-tmpl", map[string]any{"data": map[string]any{"host": "127.0.0.1", "db/name": "postgres"}})
 	// A pod of its own: the provider caches a pod's database credential,
 	// and other tests count the credentials appSA's pod is issued.
@@ -309,6 +314,7 @@ func TestTemplateDatabaseConfig(t *testing.T) {
 }
 
 func TestTemplateVersionFollowsRenderedBytes(t *testing.T) {
+	needWorld(t)
 	objects := "- {objectName: in, secretPath: kv1/tmpl-version, secretKey: \"*\", writeFile: false}\n- {objectName: out, template: 'v={{ .Values.in.used }}'}"
 	params := map[string]string{"roleName": "app", "objects": objects}
 	mustWrite(t, "kv1/tmpl-version", map[string]any{"used": "1", "unused": "a"})
@@ -333,6 +339,7 @@ func TestTemplateVersionFollowsRenderedBytes(t *testing.T) {
 }
 
 func TestTemplateRenderFailures(t *testing.T) {
+	needWorld(t)
 	mustWrite(t, "kv1/tmpl-fail", map[string]any{"user": "u", "secret": "hidden-value-456"})
 	for _, tc := range []struct {
 		name    string
@@ -364,6 +371,7 @@ func TestTemplateRenderFailures(t *testing.T) {
 // Template mistakes visible in the SecretProviderClass are refused before
 // Vault sees anything: not even a login.
 func TestTemplateInvalidInputNeverReachesVault(t *testing.T) {
+	needWorld(t)
 	for _, tc := range []struct {
 		name    string
 		objects string

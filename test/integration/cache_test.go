@@ -94,6 +94,7 @@ const pollObjects = `
 `
 
 func TestRotationPollsReuseTokenAndLeases(t *testing.T) {
+	needWorld(t)
 	clk := &clock{t: time.Now()}
 	r, err := serve(newProvider(vlt.Addr, hmac, clk.Now))
 	if err != nil {
@@ -182,6 +183,7 @@ func TestRotationPollsReuseTokenAndLeases(t *testing.T) {
 }
 
 func TestRevokedTokenMeansOneRelogin(t *testing.T) {
+	needWorld(t)
 	sa := testenv.ServiceAccount{Namespace: "apps", Name: "revokee", PodName: "revokee-0", PodUID: "uid-revokee"}
 	if err := vlt.PutPolicy("revokee-marker", `path "nothing/here" { capabilities = ["deny"] }`); err != nil {
 		t.Fatal(err)
@@ -245,6 +247,7 @@ func revokeTokensWithPolicy(t *testing.T, policy string) int {
 }
 
 func TestIdentitiesNeverShareTokensOrLeases(t *testing.T) {
+	needWorld(t)
 	r, err := startProvider(vlt.Addr, hmac)
 	if err != nil {
 		t.Fatal(err)

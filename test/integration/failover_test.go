@@ -78,6 +78,7 @@ func sealedVault(t *testing.T) string {
 }
 
 func TestVaultFailover(t *testing.T) {
+	needWorld(t)
 	objects := "- {objectName: pw, secretPath: secret/data/app, secretKey: password}"
 	for _, tc := range []struct {
 		name   string
@@ -136,6 +137,7 @@ func TestVaultFailover(t *testing.T) {
 }
 
 func TestVaultAddressListIsValidated(t *testing.T) {
+	needWorld(t)
 	for _, addrs := range []string{vlt.Addr + ",vault:8200", " , ", strings.Repeat(vlt.Addr+",", 6)} {
 		_, err := mount(t, volume(t, appSA, "vault", map[string]string{
 			"roleName": "app", "vaultAddress": addrs,
@@ -146,6 +148,7 @@ func TestVaultAddressListIsValidated(t *testing.T) {
 }
 
 func TestAllAddressesDownNamesThemAll(t *testing.T) {
+	needWorld(t)
 	_, err := mount(t, volume(t, appSA, "vault", map[string]string{
 		"roleName": "app", "vaultAddress": deadAddr(t) + "," + deadAddr(t),
 		"objects": "- {objectName: pw, secretPath: secret/data/app, secretKey: password}",

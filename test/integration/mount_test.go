@@ -100,6 +100,7 @@ func wantCode(t *testing.T, err error, code codes.Code, msgParts ...string) {
 }
 
 func TestKVv2(t *testing.T) {
+	needWorld(t)
 	req := volume(t, appSA, "vault", map[string]string{
 		"roleName": "app",
 		"objects": `
@@ -195,6 +196,7 @@ func TestKVv2(t *testing.T) {
 }
 
 func TestKVv1DoesNotHideTopLevelKeys(t *testing.T) {
+	needWorld(t)
 	req := volume(t, appSA, "vault", map[string]string{
 		"roleName": "app",
 		"objects": `
@@ -216,6 +218,7 @@ func TestKVv1DoesNotHideTopLevelKeys(t *testing.T) {
 }
 
 func TestPKIIssueDistinctArgsAreDistinctCalls(t *testing.T) {
+	needWorld(t)
 	req := volume(t, appSA, "vault", map[string]string{
 		"roleName": "app",
 		"objects": `
@@ -276,6 +279,7 @@ func parseCert(t *testing.T, s string) *x509.Certificate {
 }
 
 func TestDatabaseCredsShareOneLease(t *testing.T) {
+	needWorld(t)
 	req := volume(t, appSA, "vault", map[string]string{
 		"roleName": "app",
 		"objects": `
@@ -305,6 +309,7 @@ func TestDatabaseCredsShareOneLease(t *testing.T) {
 }
 
 func TestAuthFailures(t *testing.T) {
+	needWorld(t)
 	objects := "- objectName: pw\n  secretPath: secret/data/app\n  secretKey: password\n"
 	other := testenv.ServiceAccount{Namespace: "apps", Name: "intruder", PodName: "x", PodUID: "u-x"}
 	for _, tc := range []struct {
@@ -340,6 +345,7 @@ func TestAuthFailures(t *testing.T) {
 }
 
 func TestReadFailures(t *testing.T) {
+	needWorld(t)
 	for _, tc := range []struct {
 		name    string
 		objects string
@@ -365,6 +371,7 @@ func TestReadFailures(t *testing.T) {
 
 // Bad input is refused before Vault sees anything: not even a login.
 func TestInvalidInputNeverReachesVault(t *testing.T) {
+	needWorld(t)
 	for _, tc := range []struct {
 		name   string
 		params map[string]string
@@ -399,6 +406,7 @@ func TestInvalidInputNeverReachesVault(t *testing.T) {
 }
 
 func TestTokenInNodePublishSecrets(t *testing.T) {
+	needWorld(t)
 	req := volume(t, appSA, "vault", map[string]string{
 		"roleName": "app",
 		"objects":  "- {objectName: pw, secretPath: secret/data/app, secretKey: password}",
@@ -413,6 +421,7 @@ func TestTokenInNodePublishSecrets(t *testing.T) {
 }
 
 func TestNoTokenWithoutKubernetesIsFailedPrecondition(t *testing.T) {
+	needWorld(t)
 	// A pod never seen before: no cached Vault token can stand in.
 	fresh := appSA
 	fresh.PodName, fresh.PodUID = "app-new", "uid-never-mounted"
@@ -426,6 +435,7 @@ func TestNoTokenWithoutKubernetesIsFailedPrecondition(t *testing.T) {
 }
 
 func TestVersions(t *testing.T) {
+	needWorld(t)
 	objects := `
 - {objectName: pw, secretPath: secret/data/app, secretKey: password}
 - {objectName: user, secretPath: secret/data/app, secretKey: username}
@@ -474,6 +484,7 @@ func TestVersions(t *testing.T) {
 }
 
 func TestVaultUnavailable(t *testing.T) {
+	needWorld(t)
 	bin := os.Getenv(testenv.VaultBinaryEnv)
 	ctx := context.Background()
 	down, err := testenv.StartVault(ctx, bin)
@@ -498,6 +509,7 @@ func TestVaultUnavailable(t *testing.T) {
 // A Vault that accepts connections and never answers (a fault a real Vault
 // cannot be made to show) must not hold the Mount past its deadline.
 func TestHangingVaultHitsDeadline(t *testing.T) {
+	needWorld(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

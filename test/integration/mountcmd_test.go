@@ -111,6 +111,7 @@ func auditCounts(t *testing.T) (all, logins, revokes int) {
 }
 
 func TestMountCommand(t *testing.T) {
+	needWorld(t)
 	dir := t.TempDir()
 	vaultTok, jwt := tokenFile(t, dir, "vault")
 	customTok, customJWT := tokenFile(t, dir, "custom-aud")
@@ -291,6 +292,7 @@ func TestMountCommand(t *testing.T) {
 // running provider (over its socket, as the driver does) and with `provider
 // mount` given the same HMAC key: the same pipeline gives the same versions.
 func TestMountCommandVersionsMatchTheServer(t *testing.T) {
+	needWorld(t)
 	dir := t.TempDir()
 	vaultTok, _ := tokenFile(t, dir, "vault")
 	keyFile := writeTestFile(t, dir, "hmac.key", "0123456789abcdef0123456789abcdef")
@@ -330,6 +332,7 @@ func objectsOf(spc string) string {
 // TestMountCommandBinary runs the built binary: `provider mount` is its
 // subcommand, its exit status is the check's result.
 func TestMountCommandBinary(t *testing.T) {
+	needWorld(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "provider")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/vault-csi-provider/vault-csi-provider/cmd/provider").CombinedOutput(); err != nil {

@@ -50,6 +50,7 @@ func liveLeases(t *testing.T, prefix string) int {
 // that is still valid, and abandons the old token - with any lease issued
 // under it - without revoking it, so both live on until the token's TTL.
 func TestDeniedPathDoesNotPileUpTokensOrLeases(t *testing.T) {
+	needWorld(t)
 	sa := testenv.ServiceAccount{Namespace: "apps", Name: "denied-poller", PodName: "denied-poller-0", PodUID: "uid-denied-poller"}
 	if err := vlt.JWTRole(jwtMount, "denied-poller", sa, "vault", "app"); err != nil {
 		t.Fatal(err)
