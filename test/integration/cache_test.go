@@ -3,7 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"strings"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -247,26 +247,47 @@ func TestIdentitiesNeverShareTokensOrLeases(t *testing.T) {
 	}
 	defer r.stop()
 	params := map[string]string{"roleName": "app", "objects": "- {objectName: user, secretPath: database/creds/app, secretKey: username}"}
-	users := map[string]string{}
+	type pod struct{ name, uid string }
+	users := map[pod]string{}
 	cnt := newCounter(t)
-	for _, uid := range []string{"uid-a", "uid-b", "uid-a", "uid-b"} {
-		pod := appSA
-		pod.PodName, pod.PodUID = "pod-"+uid, uid
-		req := volume(t, pod, "vault", params)
+	for i, step := range []struct {
+		pod
+		known bool // mounted before: its cached token and credential serve it
+	}{
+		{pod{"pod-a", "uid-a"}, false},
+		{pod{"pod-b", "uid-b"}, false},
+		{pod{"pod-a", "uid-a"}, true},
+		{pod{"pod-b", "uid-b"}, true},
+		// A StatefulSet pod recreated under its old name: a new pod, which
+		// must never inherit its predecessor's token or credential.
+		{pod{"pod-a", "uid-a-2"}, false},
+		{pod{"pod-a", "uid-a-2"}, true},
+		{pod{"pod-a", "uid-a"}, true},
+	} {
+		sa := appSA
+		sa.PodName, sa.PodUID = step.name, step.uid
+		req := volume(t, sa, "vault", params)
 		if _, err := r.client.Mount(context.Background(), req); err != nil {
-			t.Fatal(err)
+			t.Fatalf("mount %d (%s, %s): %v", i+1, step.name, step.uid, err)
 		}
 		u := readFile(t, req.TargetPath, "user")
-		if prev, ok := users[uid]; ok && prev != u {
-			t.Errorf("pod %s got a new credential on its second mount", uid)
+		want := map[string]int{"auth/jwt/login": 1, "database/creds/app": 1}
+		if step.known {
+			want = map[string]int{"auth/jwt/login": 0, "database/creds/app": 0}
+			if prev := users[step.pod]; u != prev {
+				t.Errorf("mount %d: pod %s (%s) got a new credential on a later mount", i+1, step.name, step.uid)
+			}
+		} else {
+			for other, prev := range users {
+				if u == prev {
+					t.Errorf("mount %d: new pod %s (%s) got the credential of pod %s (%s)", i+1, step.name, step.uid, other.name, other.uid)
+				}
+			}
 		}
-		users[uid] = u
+		users[step.pod] = u
+		cnt.want(fmt.Sprintf("mount %d (%s, %s)", i+1, step.name, step.uid), want)
 	}
-	if users["uid-a"] == users["uid-b"] {
-		t.Error("two pods share one database credential")
-	}
-	cnt.want("two pods, two mounts each", map[string]int{"auth/jwt/login": 2, "database/creds/app": 2})
-	if !strings.HasPrefix(users["uid-a"], "v-") {
-		t.Logf("database user %q", users["uid-a"])
+	if len(users) != 3 {
+		t.Errorf("%d distinct pods mounted, want 3", len(users))
 	}
 }
