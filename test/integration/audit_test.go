@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"context"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
 )
@@ -40,4 +43,56 @@ func (c *auditCursor) next() []testenv.AuditEntry {
 func (c *auditCursor) count(prefix string) int {
 	c.t.Helper()
 	return testenv.CountEntries(c.next(), "", prefix)
+}
+
+// The proof the cursor relies on: once Vault stops writing the log, AuditFrom
+// fails instead of answering "nothing since". A Vault of its own, since the
+// shared one's log must stay live.
+func TestAuditFromNoticesADeadLog(t *testing.T) {
+	needWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	v, err := testenv.StartVault(ctx, os.Getenv(testenv.VaultBinaryEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	if _, err := v.AuditRequests(); err == nil {
+		t.Error("AuditRequests without an audit device: no error")
+	}
+	if err := v.EnableAudit(); err != nil {
+		t.Fatal(err)
+	}
+	_, pos, err := v.AuditFrom(0)
+	if err != nil {
+		t.Fatalf("live log: %v", err)
+	}
+	if _, err := v.Write("cubbyhole/seen", map[string]any{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	es, pos, err := v.AuditFrom(pos)
+	if err != nil {
+		t.Fatalf("live log: %v", err)
+	}
+	if len(es) != 1 || es[0].Path != "cubbyhole/seen" {
+		t.Fatalf("entries since the last probe %v, want the one write", es)
+	}
+
+	if err := v.Root.Sys().DisableAudit("file"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Write("cubbyhole/unseen", map[string]any{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	if es, _, err := v.AuditFrom(pos); err == nil {
+		t.Errorf("AuditFrom on a log Vault no longer writes answered %v, want an error", es)
+	} else {
+		t.Log(err)
+	}
+	if err := os.Remove(v.AuditLog); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.AuditRequests(); err == nil {
+		t.Error("AuditRequests of a missing log: no error")
+	}
 }
