@@ -37,6 +37,13 @@ func pgBinDir() (string, error) {
 	return filepath.Dir(matches[len(matches)-1]), nil
 }
 
+// PostgresInstalled says why StartPostgres cannot work here, or nil: callers
+// tell a machine without PostgreSQL from a cluster that failed to start.
+func PostgresInstalled() error {
+	_, err := pgBinDir()
+	return err
+}
+
 // StartPostgres initialises and starts a cluster in a temporary directory.
 // PostgreSQL refuses to run as root, so as root it runs as the "postgres"
 // user that Debian's package creates.

@@ -159,11 +159,16 @@ type AuditEntry struct {
 	MountType string
 }
 
-// AuditRequests returns the requests logged so far.
+// AuditRequests returns the requests logged so far. A log that is missing
+// or holds no request at all is an error, not an empty answer: a count of
+// zero must mean Vault saw nothing, not that nothing was recorded.
 func (v *Vault) AuditRequests() ([]AuditEntry, error) {
+	if v.AuditLog == "" {
+		return nil, fmt.Errorf("no audit device: EnableAudit was not called")
+	}
 	f, err := os.Open(v.AuditLog)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the audit log: %w", err)
 	}
 	defer f.Close()
 	var out []AuditEntry
@@ -179,14 +184,51 @@ func (v *Vault) AuditRequests() ([]AuditEntry, error) {
 			} `json:"request"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("audit log %s: %w", v.AuditLog, err)
 		}
 		if e.Type != "request" {
 			continue
 		}
 		out = append(out, AuditEntry{Operation: e.Request.Operation, Path: e.Request.Path, MountType: e.Request.MountType})
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("audit log %s: %w", v.AuditLog, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("audit log %s holds no requests: the audit device records nothing", v.AuditLog)
+	}
+	return out, nil
+}
+
+// AuditFrom returns the requests logged after the first from ones, and the
+// position after them for the next call. It first sends a request of its
+// own (a read of a fresh cubbyhole path) and requires to find it: Vault logs
+// a request before answering it, so everything sent before the probe is
+// in the log, and an empty answer proves Vault saw nothing, rather than that
+// the audit device stopped writing.
+func (v *Vault) AuditFrom(from int) (entries []AuditEntry, next int, err error) {
+	probe := "cubbyhole/vcp-audit-probe-" + randomHex(8)
+	if _, err := v.Root.Logical().Read(probe); err != nil {
+		return nil, 0, fmt.Errorf("audit probe: %w", err)
+	}
+	es, err := v.AuditRequests()
+	if err != nil {
+		return nil, 0, err
+	}
+	at := -1
+	for i := len(es) - 1; i >= 0; i-- {
+		if es[i].Path == probe {
+			at = i
+			break
+		}
+	}
+	switch {
+	case at < 0:
+		return nil, 0, fmt.Errorf("audit log %s lacks the probe request %s: the audit device is not recording", v.AuditLog, probe)
+	case at < from:
+		return nil, 0, fmt.Errorf("audit log %s: position %d is past the probe at %d (was the log replaced?)", v.AuditLog, from, at)
+	}
+	return es[from:at], at + 1, nil
 }
 
 // CountRequests counts audited requests of an operation ("read", "update",
@@ -196,13 +238,19 @@ func (v *Vault) CountRequests(op, prefix string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return CountEntries(es, op, prefix), nil
+}
+
+// CountEntries counts the entries of an operation (empty for any) whose
+// path starts with prefix.
+func CountEntries(es []AuditEntry, op, prefix string) int {
 	n := 0
 	for _, e := range es {
 		if strings.HasPrefix(e.Path, prefix) && (op == "" || e.Operation == op) {
 			n++
 		}
 	}
-	return n, nil
+	return n
 }
 
 // Logical writes data at path with the root token.

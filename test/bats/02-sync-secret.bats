@@ -54,7 +54,8 @@ setup() { source "$BATS_TEST_DIRNAME/helpers.bash"; }
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	# No kubelet runs to finish a graceful deletion: delete the pod at once.
 	k -n sync delete pod app --grace-period=0 --force >/dev/null 2>&1
-	wait_for 60 bash -c "! $KUBECTL -n sync get secret app-synced"
+	wait_for 60 gone sync secret app-synced
 	run k -n sync get secretproviderclasspodstatuses -o name
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	[ -z "$output" ]
 }

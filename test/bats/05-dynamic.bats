@@ -96,7 +96,8 @@ setup() { source "$BATS_TEST_DIRNAME/helpers.bash"; }
 	dir=$(target dyn mixed secrets)
 	[ "$(cat "$dir/api-key")" = "k-123" ]
 	run psql_as "$(cat "$dir/db/username")" "$(cat "$dir/db/password")" "SELECT 1"
-	[ "$status" -eq 0 ] && [ "$output" = "1" ]
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "$output" = "1" ]
 	openssl x509 -in "$dir/tls/tls.crt" -noout -subject | grep -q "CN *= *mixed.example.com"
 	[ "$(spcps dyn mixed | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["status"]["objects"]))')" = 4 ]
 }

@@ -62,7 +62,8 @@ wait_poll_interval() { sleep 2.5; }
 	synced username rot-user
 	pw1=$(version password)
 	user1=$(version username)
-	[ -n "$pw1" ] && [ -n "$user1" ]
+	[ -n "$pw1" ]
+	[ -n "$user1" ]
 	data1=$(readlink "$dir/..data")
 
 	v kv put secret/rotation/app username=rot-user password=rot-v2 >/dev/null

@@ -179,6 +179,7 @@ env_value() { sed -n "s/^$2=//p" "$1"; }
 	[[ $output == *"InvalidArgument"* ]]
 	[[ $output == *'object "app.conf": template: app.conf:2:'*'uses object "credz"'* ]]
 	[ "$(audit_count auth/kubernetes/login)" -eq "$logins" ]
+	audit_live
 	[ ! -e "$(target $NS bad secrets)/app.conf" ]
 }
 

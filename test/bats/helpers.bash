@@ -216,6 +216,14 @@ unpublish() {
 		-namespace "$1" -pod "$2" -volume "$3"
 }
 
+# gone NS KIND NAME: the API server answers that the object does not exist
+# (an unreachable API server is not an answer).
+gone() {
+	local out
+	out=$(k -n "$1" get "$2" "$3" --ignore-not-found -o name) || return 1
+	[ -z "$out" ]
+}
+
 # target NS POD VOLUME: where kubelet mounts the volume.
 target() {
 	local uid
@@ -239,6 +247,14 @@ for line in open(log):
         n += 1
 print(n)
 PY
+}
+
+# audit_live: the audit log records requests now, so an unchanged count
+# means Vault saw nothing: a request of our own must show up in it.
+audit_live() {
+	local probe=cubbyhole/e2e-audit-probe-$RANDOM$RANDOM
+	v read "$probe" >/dev/null 2>&1 || true # nothing is there: exit status 2
+	[ "$(audit_count "$probe")" -eq 1 ]
 }
 
 # spcps NS POD: the SecretProviderClassPodStatus objects of a pod, as JSON.

@@ -63,6 +63,7 @@ func listFiles(t *testing.T, dir string) []string {
 }
 
 func TestAllKeysKV(t *testing.T) {
+	needWorld(t)
 	mustWrite(t, "secret/data/app-allkeys", map[string]any{"data": map[string]any{
 		"username": "ak-user", "password": "ak-pw", "port": 5432, "tags": []string{"x", "y"}, ".env": "E=1",
 	}})
@@ -83,7 +84,7 @@ func TestAllKeysKV(t *testing.T) {
   encoding: base64
 `,
 	})
-	before, _ := vlt.CountRequests("", "secret/data/app-allkeys")
+	audit := newAuditCursor(t)
 	versions := mustMount(t, req)
 	dir := req.TargetPath
 
@@ -118,13 +119,14 @@ func TestAllKeysKV(t *testing.T) {
 	if len(versions) != 3 || versions["creds"] == "" || versions["tls"] == "" || versions["creds/extra"] == "" {
 		t.Errorf("versions %v, want creds, creds/extra and tls", versions)
 	}
-	if after, _ := vlt.CountRequests("", "secret/data/app-allkeys"); after-before != 1 {
-		t.Errorf("Vault saw %d reads of the all-keys secret, want 1", after-before)
+	if n := audit.count("secret/data/app-allkeys"); n != 1 {
+		t.Errorf("Vault saw %d reads of the all-keys secret, want 1", n)
 	}
 }
 
 // An all-keys PKI object: certificate, key and chain of one issue call.
 func TestAllKeysPKI(t *testing.T) {
+	needWorld(t)
 	req := volume(t, appSA, "vault", map[string]string{
 		"roleName": "app",
 		"objects":  "- {objectName: tls, secretPath: pki/issue/example-com, method: PUT, secretKey: \"*\", secretArgs: {common_name: all.example.com, ttl: 1h}}",
@@ -158,6 +160,7 @@ func TestAllKeysPKI(t *testing.T) {
 }
 
 func TestAllKeysVersions(t *testing.T) {
+	needWorld(t)
 	objects := "- {objectName: rot, secretPath: kv1/allkeys-rot, secretKey: \"*\"}\n- {objectName: still, secretPath: secret/data/app, secretKey: username}"
 	params := map[string]string{"roleName": "app", "objects": objects}
 	dir := t.TempDir()
@@ -209,6 +212,7 @@ func TestAllKeysVersions(t *testing.T) {
 }
 
 func TestAllKeysFailures(t *testing.T) {
+	needWorld(t)
 	mustWrite(t, "kv1/allkeys-slash", map[string]any{"ok": "fine", "tls/cert": "hidden-value-123"})
 	mustWrite(t, "kv1/allkeys-dotdot", map[string]any{"..": "hidden-value-123"})
 	mustWrite(t, "kv1/allkeys-clash", map[string]any{"user": "u", "pass": "hidden-value-123"})
@@ -244,6 +248,7 @@ func TestAllKeysFailures(t *testing.T) {
 // A template renders a connection config from a database credential (an
 // unwritten all-keys object) and KV values; the credential works.
 func TestTemplateDatabaseConfig(t *testing.T) {
+	needWorld(t)
 	mustWrite(t, "secret/data/app-tmpl", map[string]any{"data": map[string]any{"host": "127.0.0.1", "db/name": "postgres"}})
 	// A pod of its own: the provider caches a pod's database credential,
 	// and other tests count the credentials appSA's pod is issued.
@@ -272,10 +277,10 @@ func TestTemplateDatabaseConfig(t *testing.T) {
   template: '{{ toJSON .Values.db }}'
 `,
 	})
-	before, _ := vlt.CountRequests("", "database/creds/app")
+	audit := newAuditCursor(t)
 	versions := mustMount(t, req)
-	if after, _ := vlt.CountRequests("", "database/creds/app"); after-before != 1 {
-		t.Errorf("Vault issued %d credentials, want 1", after-before)
+	if n := audit.count("database/creds/app"); n != 1 {
+		t.Errorf("Vault issued %d credentials, want 1", n)
 	}
 	if got := listFiles(t, req.TargetPath); strings.Join(got, ",") != "config/db.env,config/db.json" {
 		t.Errorf("files %v: unwritten objects must not be mounted", got)
@@ -309,6 +314,7 @@ func TestTemplateDatabaseConfig(t *testing.T) {
 }
 
 func TestTemplateVersionFollowsRenderedBytes(t *testing.T) {
+	needWorld(t)
 	objects := "- {objectName: in, secretPath: kv1/tmpl-version, secretKey: \"*\", writeFile: false}\n- {objectName: out, template: 'v={{ .Values.in.used }}'}"
 	params := map[string]string{"roleName": "app", "objects": objects}
 	mustWrite(t, "kv1/tmpl-version", map[string]any{"used": "1", "unused": "a"})
@@ -333,6 +339,7 @@ func TestTemplateVersionFollowsRenderedBytes(t *testing.T) {
 }
 
 func TestTemplateRenderFailures(t *testing.T) {
+	needWorld(t)
 	mustWrite(t, "kv1/tmpl-fail", map[string]any{"user": "u", "secret": "hidden-value-456"})
 	for _, tc := range []struct {
 		name    string
@@ -364,6 +371,7 @@ func TestTemplateRenderFailures(t *testing.T) {
 // Template mistakes visible in the SecretProviderClass are refused before
 // Vault sees anything: not even a login.
 func TestTemplateInvalidInputNeverReachesVault(t *testing.T) {
+	needWorld(t)
 	for _, tc := range []struct {
 		name    string
 		objects string
@@ -381,12 +389,11 @@ func TestTemplateInvalidInputNeverReachesVault(t *testing.T) {
 		{"unquoted *", "- objectName: a\n  secretPath: kv1/tmpl-fail\n  secretKey: *\n", []string{`secretKey: "*"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before, _ := vlt.AuditRequests()
+			audit := newAuditCursor(t)
 			_, err := mount(t, volume(t, appSA, "vault", map[string]string{"roleName": "app", "objects": tc.objects}))
 			wantCode(t, err, codes.InvalidArgument, tc.msg...)
-			after, _ := vlt.AuditRequests()
-			if len(after) != len(before) {
-				t.Errorf("Vault saw %d requests for an invalid mount", len(after)-len(before))
+			if es := audit.next(); len(es) != 0 {
+				t.Errorf("Vault saw %d requests for an invalid mount: %v", len(es), es)
 			}
 		})
 	}

@@ -3,7 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"strings"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -30,46 +30,39 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// counter reads Vault's audit log: what Vault really did, not what the
-// provider says it did.
+// counter counts, per path, the requests in Vault's audit log.
 type counter struct {
-	t    *testing.T
-	base map[string]int
+	t     *testing.T
+	audit *auditCursor
 }
 
 var counted = []string{"auth/jwt/login", "auth/token/renew-self", "database/creds/app", "pki/issue/example-com", "secret/data/app", "sys/leases/renew"}
 
 func newCounter(t *testing.T) *counter {
-	c := &counter{t: t, base: map[string]int{}}
-	for _, p := range counted {
-		c.base[p] = c.now(p)
-	}
-	return c
-}
-
-func (c *counter) now(prefix string) int {
-	n, err := vlt.CountRequests("", prefix)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return n
+	t.Helper()
+	return &counter{t: t, audit: newAuditCursor(t)}
 }
 
 // since returns how many requests to each path Vault saw since the last call.
 func (c *counter) since() map[string]int {
+	c.t.Helper()
+	es := c.audit.next()
 	out := map[string]int{}
 	for _, p := range counted {
-		n := c.now(p)
-		out[p] = n - c.base[p]
-		c.base[p] = n
+		out[p] = testenv.CountEntries(es, "", p)
 	}
 	return out
 }
 
+// want checks the counts since the last call; a path it does not name may
+// have any count.
 func (c *counter) want(what string, want map[string]int) {
 	c.t.Helper()
 	got := c.since()
 	for p, n := range want {
+		if _, ok := got[p]; !ok {
+			c.t.Fatalf("%s: %s is not among the counted paths %v", what, p, counted)
+		}
 		if got[p] != n {
 			c.t.Errorf("%s: Vault saw %d requests to %s, want %d (all: %v)", what, got[p], p, n, got)
 		}
@@ -94,6 +87,7 @@ const pollObjects = `
 `
 
 func TestRotationPollsReuseTokenAndLeases(t *testing.T) {
+	needWorld(t)
 	clk := &clock{t: time.Now()}
 	r, err := serve(newProvider(vlt.Addr, hmac, clk.Now))
 	if err != nil {
@@ -182,6 +176,7 @@ func TestRotationPollsReuseTokenAndLeases(t *testing.T) {
 }
 
 func TestRevokedTokenMeansOneRelogin(t *testing.T) {
+	needWorld(t)
 	sa := testenv.ServiceAccount{Namespace: "apps", Name: "revokee", PodName: "revokee-0", PodUID: "uid-revokee"}
 	if err := vlt.PutPolicy("revokee-marker", `path "nothing/here" { capabilities = ["deny"] }`); err != nil {
 		t.Fatal(err)
@@ -245,32 +240,54 @@ func revokeTokensWithPolicy(t *testing.T, policy string) int {
 }
 
 func TestIdentitiesNeverShareTokensOrLeases(t *testing.T) {
+	needWorld(t)
 	r, err := startProvider(vlt.Addr, hmac)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.stop()
 	params := map[string]string{"roleName": "app", "objects": "- {objectName: user, secretPath: database/creds/app, secretKey: username}"}
-	users := map[string]string{}
+	type pod struct{ name, uid string }
+	users := map[pod]string{}
 	cnt := newCounter(t)
-	for _, uid := range []string{"uid-a", "uid-b", "uid-a", "uid-b"} {
-		pod := appSA
-		pod.PodName, pod.PodUID = "pod-"+uid, uid
-		req := volume(t, pod, "vault", params)
+	for i, step := range []struct {
+		pod
+		known bool // mounted before: its cached token and credential serve it
+	}{
+		{pod{"pod-a", "uid-a"}, false},
+		{pod{"pod-b", "uid-b"}, false},
+		{pod{"pod-a", "uid-a"}, true},
+		{pod{"pod-b", "uid-b"}, true},
+		// A StatefulSet pod recreated under its old name: a new pod, which
+		// must never inherit its predecessor's token or credential.
+		{pod{"pod-a", "uid-a-2"}, false},
+		{pod{"pod-a", "uid-a-2"}, true},
+		{pod{"pod-a", "uid-a"}, true},
+	} {
+		sa := appSA
+		sa.PodName, sa.PodUID = step.name, step.uid
+		req := volume(t, sa, "vault", params)
 		if _, err := r.client.Mount(context.Background(), req); err != nil {
-			t.Fatal(err)
+			t.Fatalf("mount %d (%s, %s): %v", i+1, step.name, step.uid, err)
 		}
 		u := readFile(t, req.TargetPath, "user")
-		if prev, ok := users[uid]; ok && prev != u {
-			t.Errorf("pod %s got a new credential on its second mount", uid)
+		want := map[string]int{"auth/jwt/login": 1, "database/creds/app": 1}
+		if step.known {
+			want = map[string]int{"auth/jwt/login": 0, "database/creds/app": 0}
+			if prev := users[step.pod]; u != prev {
+				t.Errorf("mount %d: pod %s (%s) got a new credential on a later mount", i+1, step.name, step.uid)
+			}
+		} else {
+			for other, prev := range users {
+				if u == prev {
+					t.Errorf("mount %d: new pod %s (%s) got the credential of pod %s (%s)", i+1, step.name, step.uid, other.name, other.uid)
+				}
+			}
 		}
-		users[uid] = u
+		users[step.pod] = u
+		cnt.want(fmt.Sprintf("mount %d (%s, %s)", i+1, step.name, step.uid), want)
 	}
-	if users["uid-a"] == users["uid-b"] {
-		t.Error("two pods share one database credential")
-	}
-	cnt.want("two pods, two mounts each", map[string]int{"auth/jwt/login": 2, "database/creds/app": 2})
-	if !strings.HasPrefix(users["uid-a"], "v-") {
-		t.Logf("database user %q", users["uid-a"])
+	if len(users) != 3 {
+		t.Errorf("%d distinct pods mounted, want 3", len(users))
 	}
 }

@@ -43,6 +43,7 @@ func usage(t *testing.T) processUsage {
 // Afterwards, with the load's clients closed, the process must be back to
 // its goroutines, file descriptors and heap of before the load.
 func TestLoadNoLeaks(t *testing.T) {
+	needWorld(t)
 	const (
 		identities  = 100
 		perIdentity = 10

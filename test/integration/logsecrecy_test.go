@@ -94,6 +94,7 @@ func (s *secrets) addJWTs(req driverclient.MountRequest) {
 }
 
 func TestSecretsNeverLogged(t *testing.T) {
+	needWorld(t)
 	logs := captureKlog(t)
 	r, err := startProvider(vlt.Addr, hmac)
 	if err != nil {
@@ -329,6 +330,7 @@ func excerpt(s string, i, n int) string {
 // the query does not parse, and Vault's own 400 messages, passed on
 // verbatim, quote the secretArgs value they refuse.
 func TestErrorsNeverEchoQueryOrSecretArgs(t *testing.T) {
+	needWorld(t)
 	logs := captureKlog(t)
 	for _, tc := range []struct {
 		name, objects, secret string

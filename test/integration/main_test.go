@@ -6,8 +6,12 @@ package integration
 import (
 	"context"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,23 +40,34 @@ var appSA = testenv.ServiceAccount{Namespace: "apps", Name: "app", PodName: "app
 
 const jwtMount = "jwt"
 
+// missing names what this machine lacks for the shared world; empty when
+// the world is up. TestMain cannot skip, so every test starts with
+// needWorld, which skips with this reason.
+var missing string
+
+// requireEnv makes a missing dependency a failure instead of a skip
+// (scripts/test.sh sets it; CI does too).
+const requireEnv = "VCP_REQUIRE_INTEGRATION"
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
-	bin := os.Getenv(testenv.VaultBinaryEnv)
-	if bin == "" {
-		if os.Getenv("CI") != "" || os.Getenv("VCP_REQUIRE_INTEGRATION") != "" {
-			fmt.Fprintf(os.Stderr, "integration tests need $%s (make test sets it)\n", testenv.VaultBinaryEnv)
+	if missing = missingDeps(); missing != "" {
+		if required() {
+			fmt.Fprintf(os.Stderr, "FAIL: integration tests required ($%s or $CI is set), but %s\n", requireEnv, missing)
 			return 1
 		}
-		fmt.Fprintf(os.Stderr, "SKIP integration tests: $%s is not set; run `make test`\n", testenv.VaultBinaryEnv)
-		return 0
+		fmt.Fprintf(os.Stderr, "SKIP every integration test: %s\n", missing)
+		return m.Run()
 	}
+	bin := os.Getenv(testenv.VaultBinaryEnv)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var err error
+	// A binary named but not runnable, or a PostgreSQL that does not
+	// start, is a broken set-up, never a skip.
 	if vlt, err = testenv.StartVault(ctx, bin); err != nil {
 		fmt.Fprintln(os.Stderr, "starting vault:", err)
 		return 1
@@ -73,6 +88,37 @@ func run(m *testing.M) int {
 	}
 	defer prov.stop()
 	return m.Run()
+}
+
+// missingDeps names the dependencies this machine does not have at all.
+func missingDeps() string {
+	var miss []string
+	if os.Getenv(testenv.VaultBinaryEnv) == "" {
+		miss = append(miss, fmt.Sprintf("no Vault binary ($%s is not set; scripts/build-vault.sh builds one)", testenv.VaultBinaryEnv))
+	}
+	if err := testenv.PostgresInstalled(); err != nil {
+		miss = append(miss, fmt.Sprintf("no PostgreSQL (%v)", err))
+	}
+	return strings.Join(miss, " and ")
+}
+
+func required() bool {
+	for _, name := range []string{requireEnv, "CI"} {
+		if v := os.Getenv(name); v != "" && v != "0" && v != "false" {
+			return true
+		}
+	}
+	return false
+}
+
+// needWorld skips t, naming what is missing, when the shared world could
+// not be started. Every test in this package calls it first
+// (TestEveryTestNeedsWorld checks).
+func needWorld(t *testing.T) {
+	t.Helper()
+	if missing != "" {
+		t.Skipf("%s; `make test` sets up everything", missing)
+	}
 }
 
 const appPolicy = `
@@ -206,4 +252,51 @@ func (r *running) stop() {
 	r.cancel()
 	<-r.done
 	os.RemoveAll(filepath.Dir(r.socket))
+}
+
+// Without the world every test must skip, not panic on a nil vlt or pass
+// having checked nothing, so each starts with needWorld. This one runs
+// everywhere.
+func TestEveryTestNeedsWorld(t *testing.T) {
+	files, err := filepath.Glob("*_test.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no test files found: %v", err)
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, name := range files {
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Recv != nil || !strings.HasPrefix(fn.Name.Name, "Test") || fn.Name.Name == "TestMain" || fn.Name.Name == "TestEveryTestNeedsWorld" {
+				continue
+			}
+			checked++
+			if !startsWithNeedWorld(fn) {
+				t.Errorf("%s: %s does not start with needWorld(t)", fset.Position(fn.Pos()), fn.Name.Name)
+			}
+		}
+	}
+	if checked < 10 {
+		t.Errorf("checked only %d tests: the parse is looking in the wrong place", checked)
+	}
+}
+
+func startsWithNeedWorld(fn *ast.FuncDecl) bool {
+	if fn.Body == nil || len(fn.Body.List) == 0 {
+		return false
+	}
+	es, ok := fn.Body.List[0].(*ast.ExprStmt)
+	if !ok {
+		return false
+	}
+	call, ok := es.X.(*ast.CallExpr)
+	if !ok || len(call.Args) != 1 {
+		return false
+	}
+	f, ok := call.Fun.(*ast.Ident)
+	return ok && f.Name == "needWorld"
 }

@@ -15,6 +15,7 @@ import (
 // Unavailable, with a message that says "sealed", both for a pod that must
 // log in and for one whose cached token is still good.
 func TestSealedVaultIsUnavailable(t *testing.T) {
+	needWorld(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sv, err := testenv.StartVault(ctx, os.Getenv(testenv.VaultBinaryEnv))

@@ -30,47 +30,85 @@ func liveTokens(t *testing.T, sub string) int {
 	return n
 }
 
-// liveLeases counts the leases under prefix.
-func liveLeases(t *testing.T, prefix string) int {
+// liveLeases returns the IDs of the live leases under prefix.
+func liveLeases(t *testing.T, prefix string) map[string]bool {
 	t.Helper()
 	list, err := vlt.Root.Logical().List("sys/leases/lookup/" + prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ids := map[string]bool{}
 	if list == nil {
-		return 0
+		return ids // Vault answers 404 for a prefix without leases
 	}
 	keys, _ := list.Data["keys"].([]any)
-	return len(keys)
+	for _, k := range keys {
+		ids[prefix+k.(string)] = true
+	}
+	return ids
 }
 
 // A pod whose policy denies one of its paths fails every rotation poll. That
-// must not cost Vault a new token (and new dynamic credentials) per poll.
-// It does: the provider logs in again on any 403 to a cached token, even one
-// that is still valid, and abandons the old token - with any lease issued
-// under it - without revoking it, so both live on until the token's TTL.
+// must not cost Vault a new token, and new dynamic credentials, per poll:
+// Vault answers 403 both for a revoked token and for a policy denial, and a
+// provider that logs in again on any 403 to a cached token abandons the old
+// token, with every lease issued under it, unrevoked, on every poll.
+//
+// The pod has two volumes logging in as the same identity (so sharing one
+// token and the leases under it): one with a database credential its policy
+// allows, which succeeds on every poll and holds a lease, and one that also
+// asks for a denied path.
 func TestDeniedPathDoesNotPileUpTokensOrLeases(t *testing.T) {
+	needWorld(t)
 	sa := testenv.ServiceAccount{Namespace: "apps", Name: "denied-poller", PodName: "denied-poller-0", PodUID: "uid-denied-poller"}
 	if err := vlt.JWTRole(jwtMount, "denied-poller", sa, "vault", "app"); err != nil {
 		t.Fatal(err)
 	}
-	params := map[string]string{"roleName": "denied-poller", "objects": `
+	allowed := map[string]string{"roleName": "denied-poller", "objects": `
+- {objectName: db/username, secretPath: database/creds/app, secretKey: username}
+`}
+	denied := map[string]string{"roleName": "denied-poller", "objects": `
 - {objectName: db/username, secretPath: database/creds/app, secretKey: username}
 - {objectName: denied, secretPath: secret/data/other, secretKey: k}
 `}
-	leasesBefore := liveLeases(t, "database/creds/app/")
+	const prefix = "database/creds/app/"
+	before := liveLeases(t, prefix)
+	newLeases := func() []string {
+		var ids []string
+		for id := range liveLeases(t, prefix) {
+			if !before[id] {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	var user string
 	const polls = 4
-	for i := 0; i < polls; i++ {
-		_, err := mount(t, volume(t, sa, "vault", params))
+	for i := 1; i <= polls; i++ {
+		req := volume(t, sa, "vault", allowed)
+		if _, err := mount(t, req); err != nil {
+			t.Fatalf("poll %d, allowed volume: %v", i, err)
+		}
+		switch u := readFile(t, req.TargetPath, "db/username"); {
+		case i == 1:
+			user = u
+			// The lease half counts something: the credential is a lease.
+			if n := len(newLeases()); n != 1 {
+				t.Fatalf("the first mount left %d new database leases, want 1", n)
+			}
+		case u != user:
+			t.Errorf("poll %d: a new database credential %q, want the first one %q", i, u, user)
+		}
+		_, err := mount(t, volume(t, sa, "vault", denied))
 		wantCode(t, err, codes.PermissionDenied, "secret/data/other")
 	}
 	tokens := liveTokens(t, sa.Name)
-	leases := liveLeases(t, "database/creds/app/") - leasesBefore
-	t.Logf("after %d polls: %d live tokens, %d new database leases", polls, tokens, leases)
-	if tokens > 1 {
-		t.Errorf("%d polls of one pod left %d live Vault tokens, want at most 1", polls, tokens)
+	leases := newLeases()
+	t.Logf("after %d polls: %d live tokens, %d new database leases", polls, tokens, len(leases))
+	if tokens != 1 {
+		t.Errorf("%d polls of one pod left %d live Vault tokens, want 1", polls, tokens)
 	}
-	if leases > 1 {
-		t.Errorf("%d polls of one pod left %d live database credentials, want at most 1", polls, leases)
+	if len(leases) != 1 {
+		t.Errorf("%d polls of one pod left %d live database credentials, want 1: %v", polls, len(leases), leases)
 	}
 }
