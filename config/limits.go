@@ -47,7 +47,7 @@ const (
 	DefaultMaxSecretArgsBytes = 256 << 10
 )
 
-// Flags that raise each limit; internal/wiring registers them, and each
+// Flags that raise each limit; cmd/provider/app registers them, and each
 // refusal names its flag.
 const (
 	FlagMaxAttributesBytes = "max-attributes-bytes"

@@ -3,7 +3,7 @@
 // socket in the driver's providers directory.
 //
 // `provider mount [flags] SPC.yaml` instead runs the same Mount pipeline once,
-// in-process, for a SecretProviderClass file (internal/mountcmd): a check of
+// in-process, for a SecretProviderClass file (cmd/provider/app/mount): a check of
 // the class and the Vault role's policies before deploying.
 package main
 
@@ -28,11 +28,11 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vault-csi-provider/vault-csi-provider/cache"
+	"github.com/vault-csi-provider/vault-csi-provider/cmd/provider/app"
+	"github.com/vault-csi-provider/vault-csi-provider/cmd/provider/app/mount"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/buildinfo"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/kubeapi"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/mountcmd"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/wiring"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/server"
@@ -65,7 +65,7 @@ type options struct {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == mountcmd.Name {
+	if len(os.Args) > 1 && os.Args[1] == mount.Name {
 		os.Exit(runMount(os.Args[2:]))
 	}
 	klog.InitFlags(nil)
@@ -99,7 +99,7 @@ func main() {
 func runMount(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	code := mountcmd.Main(ctx, args, mountcmd.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}, os.Getenv)
+	code := mount.Main(ctx, args, mount.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}, os.Getenv)
 	klog.Flush()
 	return code
 }
@@ -138,14 +138,14 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.showVersion, "version", false, "print version and exit")
 
-	wiring.VaultFlags(fs, &o.defaults, &o.vaultOpts, getenv)
-	wiring.LimitFlags(fs, &o.defaults.Limits)
+	app.VaultFlags(fs, &o.defaults, &o.vaultOpts, getenv)
+	app.LimitFlags(fs, &o.defaults.Limits)
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		if fs.Arg(0) == mountcmd.Name {
+		if fs.Arg(0) == mount.Name {
 			return nil, fmt.Errorf("unexpected arguments: %q (the mount subcommand comes first: provider mount [flags] SPC.yaml)", fs.Args())
 		}
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -191,7 +191,7 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	p := wiring.NewProvider(o.defaults, o.vaultOpts, wiring.Tuning{
+	p := app.NewProvider(o.defaults, o.vaultOpts, app.Tuning{
 		CacheSize:        o.cacheSize,
 		LeaseCacheSize:   o.leaseSize,
 		RefreshFraction:  o.refresh,
@@ -251,7 +251,7 @@ func kubeClient(o *options) (*kubeapi.Client, error) {
 
 func keySource(o *options, kube *kubeapi.Client) (objversion.KeySource, error) {
 	if o.hmacKeyFile != "" {
-		return wiring.ReadKeyFile(o.hmacKeyFile)
+		return app.ReadKeyFile(o.hmacKeyFile)
 	}
 	if kube != nil {
 		ns := o.hmacNamespace

@@ -22,7 +22,7 @@ import (
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/driverclient"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
+	"github.com/vault-csi-provider/vault-csi-provider/test/testenv"
 	pb "sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
+	"github.com/vault-csi-provider/vault-csi-provider/test/testenv"
 )
 
 // auditCursor reads Vault's audit log onwards from a position: what Vault

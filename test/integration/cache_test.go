@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
+	"github.com/vault-csi-provider/vault-csi-provider/test/testenv"
 )
 
 // clock is a settable clock for the provider's caches: lifetimes are real

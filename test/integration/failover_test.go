@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/vault-csi-provider/vault-csi-provider/internal/metrics"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
+	"github.com/vault-csi-provider/vault-csi-provider/test/testenv"
 )
 
 // deadAddr is an address nothing listens on.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vault-csi-provider/vault-csi-provider/internal/driverclient"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
+	"github.com/vault-csi-provider/vault-csi-provider/test/testenv"
 )
 
 // processUsage is what a leak would make grow.

@@ -18,7 +18,7 @@ import (
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/driverclient"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
+	"github.com/vault-csi-provider/vault-csi-provider/test/testenv"
 )
 
 // logCapture collects everything klog writes.

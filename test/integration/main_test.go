@@ -19,10 +19,10 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/cache"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/driverclient"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/server"
+	"github.com/vault-csi-provider/vault-csi-provider/test/testenv"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
 

@@ -19,8 +19,8 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/driverclient"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
+	"github.com/vault-csi-provider/vault-csi-provider/test/testenv"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
 

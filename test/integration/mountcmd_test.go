@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vault-csi-provider/vault-csi-provider/internal/mountcmd"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
+	mountcmd "github.com/vault-csi-provider/vault-csi-provider/cmd/provider/app/mount"
+	"github.com/vault-csi-provider/vault-csi-provider/test/testenv"
 )
 
 // `provider mount` against the real Vault: the command's entry function in

@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/vault-csi-provider/vault-csi-provider/internal/testenv"
+	"github.com/vault-csi-provider/vault-csi-provider/test/testenv"
 )
 
 // liveTokens counts the Vault tokens whose display name mentions sub.

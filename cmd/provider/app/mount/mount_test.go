@@ -1,4 +1,4 @@
-package mountcmd
+package mount
 
 import (
 	"bytes"
@@ -23,8 +23,8 @@ import (
 
 	pb "sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
+	"github.com/vault-csi-provider/vault-csi-provider/cmd/provider/app/mount/spcfile"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/spcfile"
 	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
 )
 

@@ -1,4 +1,4 @@
-package mountcmd
+package mount
 
 import (
 	"encoding/base64"
@@ -15,9 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	secretsstorev1 "sigs.k8s.io/secrets-store-csi-driver/apis/v1"
 
+	"github.com/vault-csi-provider/vault-csi-provider/cmd/provider/app/mount/spcfile"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/driverclient"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/spcfile"
 )
 
 // identity is the pod the volume is mounted for.

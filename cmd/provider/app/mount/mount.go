@@ -1,4 +1,4 @@
-// Package mountcmd is `provider mount`: it runs the provider's Mount pipeline
+// Package mount is `provider mount`: it runs the provider's Mount pipeline
 // once, in-process, for a SecretProviderClass file, so an operator can check
 // the class and the Vault role's policies from a laptop before deploying.
 //
@@ -7,10 +7,10 @@
 // attributes and the pod-info attributes, the service account token under
 // csi.storage.k8s.io/serviceAccount.tokens) and encoded with
 // internal/driverclient's MountRequest.Encode; provider.Provider.Mount, wired
-// as the server wires it (internal/wiring), answers; the files are written
+// as the server wires it (cmd/provider/app), answers; the files are written
 // with the driver's fileutil.WritePayloads. Secret values are printed only
 // on request, the token never.
-package mountcmd
+package mount
 
 import (
 	"context"
@@ -25,10 +25,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vault-csi-provider/vault-csi-provider/cache"
+	"github.com/vault-csi-provider/vault-csi-provider/cmd/provider/app"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/buildinfo"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/kubeapi"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/wiring"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
@@ -109,7 +109,7 @@ func run(ctx context.Context, o *options, stdio Stdio) error {
 		}
 	}
 
-	p := wiring.NewProvider(o.defaults, o.vaultOpts, wiring.Tuning{
+	p := app.NewProvider(o.defaults, o.vaultOpts, app.Tuning{
 		CacheSize:        1,
 		LeaseCacheSize:   cache.DefaultMaxEntries,
 		RefreshFraction:  cache.DefaultRefreshFraction,
@@ -182,7 +182,7 @@ func (o *options) vaultOptsTimeout() time.Duration {
 
 func keySource(o *options) (objversion.KeySource, error) {
 	if o.hmacKeyFile != "" {
-		k, err := wiring.ReadKeyFile(o.hmacKeyFile)
+		k, err := app.ReadKeyFile(o.hmacKeyFile)
 		if err != nil {
 			return nil, &usageError{err}
 		}

@@ -1,9 +1,9 @@
-// Package wiring is what the provider's server (cmd/provider) and its
+// Package app is the composition of the provider binary: what the provider's server (cmd/provider) and its
 // `provider mount` subcommand share: the Vault client flags with their VAULT_*
 // defaults, the HMAC key file format, and the construction of the
 // provider.Provider, so that both run the same Mount pipeline wired the same
 // way.
-package wiring
+package app
 
 import (
 	"flag"

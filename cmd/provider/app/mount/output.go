@@ -1,4 +1,4 @@
-package mountcmd
+package mount
 
 import (
 	"errors"

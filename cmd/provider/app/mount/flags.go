@@ -1,4 +1,4 @@
-package mountcmd
+package mount
 
 import (
 	"errors"
@@ -10,8 +10,8 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/vault-csi-provider/vault-csi-provider/cmd/provider/app"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
-	"github.com/vault-csi-provider/vault-csi-provider/internal/wiring"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
@@ -112,8 +112,8 @@ func newFlagSet(o *options, getenv func(string) string) *flag.FlagSet {
 	fs.StringVar(&o.out, "out", "", "write the files into `DIR` with the driver's atomic writer (created if missing; must be empty or hold an earlier mount)")
 	fs.BoolVar(&o.showValues, "show-values", false, "print the values (quoted) instead of <hidden, N bytes>")
 
-	wiring.VaultFlags(fs, &o.defaults, &o.vaultOpts, getenv)
-	wiring.LimitFlags(fs, &o.defaults.Limits)
+	app.VaultFlags(fs, &o.defaults, &o.vaultOpts, getenv)
+	app.LimitFlags(fs, &o.defaults.Limits)
 
 	fs.StringVar(&o.hmacKeyFile, "hmac-key-file", "", "a `FILE` with the provider's 32-byte object-version key (raw, hex or base64) to print the versions the cluster would show (default: a random key; versions are then only indicative)")
 	fs.BoolVar(&o.revoke, "revoke", true, "revoke the Vault token afterwards, and with it the leases (dynamic credentials) issued under it; -revoke=false keeps them until they expire")
