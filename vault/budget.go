@@ -1,8 +1,8 @@
 package vault
 
 import (
-	"errors"
 	"io"
+	"math"
 	"net/http"
 	"sync/atomic"
 )
@@ -30,6 +30,15 @@ func (b *Budget) check() error {
 	return nil
 }
 
+// remaining is what may still be read (unbounded for a nil Budget; at least
+// 0 once check passed).
+func (b *Budget) remaining() int64 {
+	if b == nil {
+		return math.MaxInt64 - 1
+	}
+	return max(b.limit-b.used.Load(), 0)
+}
+
 // charge counts n bytes read; nil-safe.
 func (b *Budget) charge(n int) error {
 	if b != nil && b.used.Add(int64(n)) > b.limit {
@@ -40,7 +49,13 @@ func (b *Budget) charge(n int) error {
 
 // errTooLarge stops reading one answer past maxResponseBytes, including
 // the error bodies the Vault client reads itself.
-var errTooLarge = errors.New("Vault's answer is larger than " + sizeString(maxResponseBytes))
+var errTooLarge error = tooLargeError{}
+
+type tooLargeError struct{}
+
+func (tooLargeError) Error() string {
+	return "Vault's answer is larger than " + sizeString(maxResponseBytes)
+}
 
 // meteredTransport makes every response body stop at maxResponseBytes and
 // charge the Budget of the request's context as it is read.
@@ -72,6 +87,9 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 	}
 	if int64(len(p)) > b.left {
 		p = p[:b.left]
+	}
+	if r := b.budget.remaining() + 1; int64(len(p)) > r {
+		p = p[:r] // one byte over is enough to know
 	}
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)

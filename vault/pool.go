@@ -43,7 +43,9 @@ var DefaultOptions = Options{
 type Target struct {
 	Address   string
 	Namespace string
-	TLS       config.TLS
+	// TLS for a Mount is cfg.TLSFor(Address): the operator's settings only
+	// for an address the operator trusts.
+	TLS config.TLS
 }
 
 type clientKey struct {
