@@ -54,7 +54,13 @@ type Defaults struct {
 	VaultAddress   string
 	VaultNamespace string
 	AuthMountPath  string
-	TLS            TLS
+	// TLS applies to trusted addresses only (see Config.TLSFor).
+	TLS TLS
+	// AllowedVaultAddresses (-allowed-vault-addresses) are the addresses a
+	// SecretProviderClass may name besides VaultAddress's: exact origins
+	// "scheme://host:port", or prefixes of origins ending in "*". Empty: a
+	// class may name any address, but only VaultAddress's are trusted.
+	AllowedVaultAddresses []string
 	// Limits bound the work of parsing one Mount's attributes; zero
 	// fields are the defaults.
 	Limits Limits
@@ -95,14 +101,23 @@ type Config struct {
 	// looked up under DefaultAudience and a self-minted token carries the API
 	// server's default audience, as vault-csi-provider does.
 	Audience string
-	TLS      TLS
-	Pod      Pod
+	// TLS are the settings for trusted addresses: the operator's defaults
+	// with the class's overrides. Use TLSFor(address), which gives an
+	// address the operator does not trust only what the class set.
+	TLS TLS
+	Pod Pod
 	// Token is the pod's service account token supplied by the driver for
 	// the audience, or empty when the driver sent none.
 	Token   string
 	Objects []Object
 	// DefaultMode is the file mode for objects without filePermission.
 	DefaultMode os.FileMode
+
+	// trust is the operator's word on addresses; nil (a Config built by
+	// code, not Parse) trusts every address.
+	trust *trust
+	// classTLS is what the class itself set, for untrusted addresses.
+	classTLS TLS
 }
 
 // TokenAudience is the key under which the driver's token is looked up.
@@ -177,6 +192,7 @@ func Parse(attributesJSON, secretsJSON, permissionJSON string, d Defaults) (*Con
 		return nil, errorf("parameter %q lists %d addresses; at most %d are tried", ParamVaultAddress, len(c.VaultAddresses), maxVaultAddresses)
 	}
 	c.VaultAddress = c.VaultAddresses[0]
+	c.trust = d.trust()
 	if v, ok := attrs[ParamVaultNamespace]; ok {
 		c.VaultNamespace = v
 	}
@@ -196,20 +212,22 @@ func Parse(attributesJSON, secretsJSON, permissionJSON string, d Defaults) (*Con
 		return nil, errorf("parameter %q is empty: name the Vault auth mount, e.g. \"kubernetes\"", ParamVaultAuthMountPath)
 	}
 
-	if v, ok := attrs[ParamVaultCACertPath]; ok {
-		c.TLS.CACert = v
-	}
-	if v, ok := attrs[ParamVaultCADirectory]; ok {
-		c.TLS.CADirectory = v
-	}
-	if v, ok := attrs[ParamVaultTLSServerName]; ok {
-		c.TLS.ServerName = v
-	}
-	if v, ok := attrs[ParamVaultTLSClientCertPath]; ok {
-		c.TLS.ClientCert = v
-	}
-	if v, ok := attrs[ParamVaultTLSClientKeyPath]; ok {
-		c.TLS.ClientKey = v
+	// Each TLS parameter overrides the default in c.TLS and is also kept in
+	// c.classTLS: untrusted addresses get only what the class set.
+	for _, p := range []struct {
+		name string
+		to   func(*TLS) *string
+	}{
+		{ParamVaultCACertPath, func(t *TLS) *string { return &t.CACert }},
+		{ParamVaultCADirectory, func(t *TLS) *string { return &t.CADirectory }},
+		{ParamVaultTLSServerName, func(t *TLS) *string { return &t.ServerName }},
+		{ParamVaultTLSClientCertPath, func(t *TLS) *string { return &t.ClientCert }},
+		{ParamVaultTLSClientKeyPath, func(t *TLS) *string { return &t.ClientKey }},
+	} {
+		if v, ok := attrs[p.name]; ok {
+			*p.to(&c.TLS) = v
+			*p.to(&c.classTLS) = v
+		}
 	}
 	if (c.TLS.ClientCert == "") != (c.TLS.ClientKey == "") {
 		return nil, errorf("parameters %q and %q must be set together", ParamVaultTLSClientCertPath, ParamVaultTLSClientKeyPath)
@@ -220,6 +238,10 @@ func Parse(attributesJSON, secretsJSON, permissionJSON string, d Defaults) (*Con
 			return nil, errorf("parameter %q is %q: use \"true\" or \"false\"", ParamVaultSkipTLSVerify, v)
 		}
 		c.TLS.SkipTLSVerify = b
+		c.classTLS.SkipTLSVerify = b
+	}
+	if err := c.checkTrust(attrs[ParamVaultTLSClientCertPath] != "" || attrs[ParamVaultTLSClientKeyPath] != ""); err != nil {
+		return nil, err
 	}
 
 	tok, err := driverToken(attrs, secrets, c.TokenAudience())
@@ -243,7 +265,13 @@ func normalizeMountPath(p string) string {
 	return strings.Trim(p, "/")
 }
 
+// checkAddress refuses what is not an http(s) URL, and user information:
+// the Vault client would send it as basic auth, and every error about the
+// address would show it. Neither message quotes credentials.
 func checkAddress(addr string) error {
+	if hasUserinfo(addr) {
+		return errorf("a Vault address in parameter %q carries user information (user:password@, not shown here): Vault takes no credentials in its address, remove them", ParamVaultAddress)
+	}
 	u, err := url.Parse(addr)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errorf("Vault address %q is not a URL like https://vault.example:8200", addr)

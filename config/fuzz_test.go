@@ -27,6 +27,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -300,6 +301,14 @@ func FuzzParse(f *testing.F) {
 		}
 		if (cfg.TLS.ClientCert == "") != (cfg.TLS.ClientKey == "") {
 			t.Fatal("accepted a client certificate without key, or the reverse")
+		}
+		for _, a := range cfg.VaultAddresses {
+			if u, err := url.Parse(a); err != nil || u.User != nil {
+				t.Fatalf("accepted Vault address with user information or unparsable: %q", a)
+			}
+		}
+		if tls := cfg.TLSFor("https://untrusted.invalid:1"); tls.ClientCert != "" || tls.ClientKey != "" {
+			t.Fatalf("an untrusted address gets a client certificate: %+v", tls)
 		}
 		checkObjects(t, cfg.Objects)
 		for i := range cfg.Objects {

@@ -57,6 +57,8 @@ func toStatus(ctx context.Context, err error) *status.Status {
 		ue    *vault.UnreachableError
 		ee    *vault.EmptyResponseError
 		sete  *vault.SettingsError
+		rde   *vault.RedirectError
+		bge   *vault.BudgetError
 		le    *auth.LoginError
 		te    *auth.TokenError
 		pae   *auth.PodAttributesError
@@ -76,6 +78,13 @@ func toStatus(ctx context.Context, err error) *status.Status {
 	case errors.As(err, &sete):
 		// TLS files named by the SecretProviderClass or the flags.
 		return status.New(codes.InvalidArgument, msg)
+	case errors.As(err, &rde):
+		// The Mount's addresses and the operator's allow-list decide which
+		// redirects are followed: a settings problem to fix, not a Vault
+		// outage to wait out (Unavailable would say "retry later").
+		return status.New(codes.FailedPrecondition, msg)
+	case errors.As(err, &bge):
+		return status.New(codes.ResourceExhausted, msg)
 	case errors.As(err, &pae):
 		// The driver's request lacks the pod's identity.
 		return status.New(codes.InvalidArgument, msg)

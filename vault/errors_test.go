@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -59,5 +60,43 @@ func TestStatusError(t *testing.T) {
 		if got := e.Sealed(); got != tt.want {
 			t.Errorf("Sealed(%d, %q) = %v, want %v", tt.code, tt.errs, got, tt.want)
 		}
+	}
+}
+
+// TestErrorsNeverShowUserinfo: config refuses addresses with user
+// information; should one get through, no message shows it.
+func TestErrorsNeverShowUserinfo(t *testing.T) {
+	addr := "https://admin:hunter2@vault:8200"
+	for _, err := range []error{
+		&StatusError{Op: "GET x", Addr: addr, StatusCode: 403},
+		&UnreachableError{Op: "GET x", Addr: addr, Err: errors.New("connection refused")},
+		&SettingsError{Addr: addr, Err: errors.New("bad CA")},
+		&RedirectError{Op: "GET x", From: addr, To: "https://other:8200", Reason: "r"},
+		&StatusError{Op: "GET x", Addr: "https://admin:hunter2@vault:8200/%zz", StatusCode: 403},
+	} {
+		msg := err.Error()
+		if strings.Contains(msg, "hunter2") || strings.Contains(msg, "admin") {
+			t.Errorf("%T message %q shows the credentials", err, msg)
+		}
+	}
+	if got := redactAddr(addr); got != "https://vault:8200" {
+		t.Errorf("redactAddr = %q", got)
+	}
+	if got := redactAddr("https://vault:8200"); got != "https://vault:8200" {
+		t.Errorf("redactAddr of a clean address = %q", got)
+	}
+}
+
+func TestRedirectAndBudgetErrors(t *testing.T) {
+	e := &RedirectError{Op: "GET secret/x", From: "http://tenant:8200", To: "https://internal:443", Reason: "it is not allowed"}
+	if want := "GET secret/x: Vault at http://tenant:8200 redirected to https://internal:443, which is not followed: it is not allowed"; e.Error() != want {
+		t.Errorf("RedirectError = %q, want %q", e.Error(), want)
+	}
+	b := &BudgetError{Limit: 7 << 20}
+	if !strings.Contains(b.Error(), "more than 7 MiB") {
+		t.Errorf("BudgetError = %q", b.Error())
+	}
+	if got := (&BudgetError{Limit: 1000}).Error(); !strings.Contains(got, "more than 1000 bytes") {
+		t.Errorf("BudgetError = %q", got)
 	}
 }

@@ -1,7 +1,12 @@
 package vault
 
 import (
+	"container/list"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +24,10 @@ type Options struct {
 	MaxRetries   int
 	MinRetryWait time.Duration
 	MaxRetryWait time.Duration
+	// MaxClients bounds the clients the pool keeps (-vault-client-cache-size):
+	// every distinct address, namespace and TLS setting a SecretProviderClass
+	// names is one, so without a bound tenants could grow it without end.
+	MaxClients int
 }
 
 // DefaultOptions are used for zero fields of Options.
@@ -27,13 +36,16 @@ var DefaultOptions = Options{
 	MaxRetries:   2,
 	MinRetryWait: 100 * time.Millisecond,
 	MaxRetryWait: time.Second,
+	MaxClients:   256,
 }
 
 // Target says which Vault server to talk to and how.
 type Target struct {
 	Address   string
 	Namespace string
-	TLS       config.TLS
+	// TLS for a Mount is cfg.TLSFor(Address): the operator's settings only
+	// for an address the operator trusts.
+	TLS config.TLS
 }
 
 type clientKey struct {
@@ -42,12 +54,42 @@ type clientKey struct {
 	ns   string
 }
 
+// transportKey is what clients sharing connections have in common.
+type transportKey struct {
+	addr string
+	tls  config.TLS
+}
+
+// transport is one HTTP client (connections, TLS sessions) shared by the
+// pool's clients of one address and TLS setting, whatever their namespace.
+type transport struct {
+	hc   *http.Client
+	tr   *http.Transport
+	refs int // pooled clients using it
+}
+
+// building is a transport being built; others wanting it wait for done.
+type building struct {
+	done chan struct{}
+	t    *transport
+	err  error
+}
+
 // Pool hands out clients, one per Target, so connections (and TLS sessions)
-// are reused across Mounts instead of being set up for every pod.
+// are reused across Mounts instead of being set up for every pod. It keeps
+// at most Options.MaxClients, dropping the least recently used.
+//
+// Building a client reads the TLS files its Target names; that happens
+// outside the pool's lock, once per address and TLS setting however many
+// ask at the same time, so a slow file delays only those who need it.
 type Pool struct {
 	opts Options
-	mu   sync.Mutex
-	m    map[clientKey]*Client
+
+	mu         sync.Mutex
+	clients    map[clientKey]*list.Element // of *Client, in lru
+	lru        *list.List                  // front: most recently used
+	transports map[transportKey]*transport
+	building   map[transportKey]*building
 }
 
 // NewPool returns an empty pool.
@@ -64,70 +106,177 @@ func NewPool(opts Options) *Pool {
 	if opts.MaxRetries < 0 {
 		opts.MaxRetries = 0
 	}
-	return &Pool{opts: opts, m: map[clientKey]*Client{}}
+	if opts.MaxClients <= 0 {
+		opts.MaxClients = DefaultOptions.MaxClients
+	}
+	return &Pool{
+		opts:       opts,
+		clients:    map[clientKey]*list.Element{},
+		lru:        list.New(),
+		transports: map[transportKey]*transport{},
+		building:   map[transportKey]*building{},
+	}
 }
 
 // Client talks to one Vault server in one namespace. It holds no token: each
 // call is made with the token it is given.
 type Client struct {
 	addr string
+	ns   string
+	key  clientKey
 	api  *api.Client
+	t    *transport
+	pool *Pool // for the client of an origin Vault redirects to
 }
 
 // Address is the Vault address the client talks to.
 func (c *Client) Address() string { return c.addr }
 
-// Client returns the client for t, creating it on first use.
-func (p *Pool) Client(t Target) (*Client, error) {
-	k := clientKey{addr: strings.TrimRight(t.Address, "/"), tls: t.TLS, ns: t.Namespace}
+// Len is the number of clients the pool holds.
+func (p *Pool) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c, ok := p.m[k]; ok {
+	return p.lru.Len()
+}
+
+// Client returns the client for t, creating it on first use.
+func (p *Pool) Client(t Target) (*Client, error) {
+	addr := strings.TrimRight(t.Address, "/")
+	if u, err := url.Parse(addr); err == nil && u.User != nil {
+		// config refuses these; the address would go out as basic auth.
+		return nil, fmt.Errorf("the Vault address %s carries user information, which is not sent", redactAddr(addr))
+	}
+	k := clientKey{addr: addr, tls: t.TLS, ns: t.Namespace}
+	if c := p.cached(k); c != nil {
 		return c, nil
 	}
-	// Clients of one server and TLS setting share the HTTP transport.
-	base := clientKey{addr: k.addr, tls: k.tls}
-	var c *Client
-	if b, ok := p.m[base]; ok {
-		ac, err := cloneClean(b.api)
-		if err != nil {
-			return nil, err
-		}
-		c = &Client{addr: k.addr, api: ac}
-	} else {
-		ac, err := p.newAPIClient(k.addr, k.tls)
-		if err != nil {
-			return nil, err
-		}
-		c = &Client{addr: k.addr, api: ac}
-		p.m[base] = c
-		if k == base {
-			return c, nil
-		}
-		ac2, err := cloneClean(ac)
-		if err != nil {
-			return nil, err
-		}
-		c = &Client{addr: k.addr, api: ac2}
+	tr, err := p.transport(transportKey{addr: addr, tls: t.TLS})
+	if err != nil {
+		return nil, err
 	}
-	c.api.SetNamespace(k.ns)
-	p.m[k] = c
+	ac, err := p.newAPIClient(addr, tr.hc)
+	if err != nil {
+		return nil, err
+	}
+	if t.Namespace != "" {
+		ac.SetNamespace(t.Namespace)
+	}
+	c := &Client{addr: addr, ns: t.Namespace, key: k, api: ac, t: tr, pool: p}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.clients[k]; ok { // made meanwhile by another caller
+		p.lru.MoveToFront(e)
+		return e.Value.(*Client), nil
+	}
+	tk := transportKey{addr: addr, tls: t.TLS}
+	if _, ok := p.transports[tk]; !ok {
+		p.transports[tk] = tr
+	}
+	tr.refs++
+	p.clients[k] = p.lru.PushFront(c)
+	for p.lru.Len() > p.opts.MaxClients {
+		p.dropLocked(p.lru.Back())
+	}
 	return c, nil
 }
 
-// cloneClean clones c. Clone goes through api.NewClient, which reads
-// VAULT_TOKEN (and VAULT_HEADERS) from the environment again: clear them, or
-// a namespaced client would present the provider's own token.
-func cloneClean(c *api.Client) (*api.Client, error) {
-	ac, err := c.Clone()
-	if err != nil {
-		return nil, fmt.Errorf("cloning Vault client: %w", err)
+func (p *Pool) cached(k clientKey) *Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.clients[k]; ok {
+		p.lru.MoveToFront(e)
+		return e.Value.(*Client)
 	}
-	ac.ClearToken()
-	return ac, nil
+	return nil
 }
 
-func (p *Pool) newAPIClient(addr string, t config.TLS) (*api.Client, error) {
+// dropLocked removes a client. A Mount still holding it may go on using it;
+// once no pooled client shares its transport, the idle connections are
+// closed (a Mount in flight opens new ones if it needs to).
+func (p *Pool) dropLocked(e *list.Element) {
+	c := p.lru.Remove(e).(*Client)
+	delete(p.clients, c.key)
+	c.t.refs--
+	if c.t.refs > 0 {
+		return
+	}
+	tk := transportKey{addr: c.key.addr, tls: c.key.tls}
+	if p.transports[tk] == c.t {
+		delete(p.transports, tk)
+	}
+	c.t.tr.CloseIdleConnections()
+}
+
+// transport returns the shared transport for k, building it (reading the
+// TLS files) without holding the pool's lock; concurrent callers for the
+// same k wait for the one build.
+func (p *Pool) transport(k transportKey) (*transport, error) {
+	p.mu.Lock()
+	if tr, ok := p.transports[k]; ok {
+		p.mu.Unlock()
+		return tr, nil
+	}
+	if b, ok := p.building[k]; ok {
+		p.mu.Unlock()
+		<-b.done
+		return b.t, b.err
+	}
+	b := &building{done: make(chan struct{})}
+	p.building[k] = b
+	p.mu.Unlock()
+
+	b.t, b.err = p.newTransport(k)
+
+	// Client keeps it while a pooled client uses it; a settings error is
+	// not remembered: the next call tries again.
+	p.mu.Lock()
+	delete(p.building, k)
+	p.mu.Unlock()
+	close(b.done)
+	return b.t, b.err
+}
+
+func (p *Pool) newTransport(k transportKey) (*transport, error) {
+	tc, err := tlsConfig(k.tls)
+	if err != nil {
+		return nil, &SettingsError{Addr: k.addr, Err: err}
+	}
+	// As go-cleanhttp's pooled transport, which api.DefaultConfig uses,
+	// with our TLS configuration and the proxy the VAULT_* environment
+	// gives (VAULT_PROXY_ADDR, VAULT_HTTP_PROXY, else HTTP(S)_PROXY).
+	tr := &http.Transport{
+		Proxy: proxyFromEnvironment(),
+		DialContext: (&net.Dialer{
+			Timeout:   30 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		MaxIdleConnsPerHost:   runtime.GOMAXPROCS(0) + 1,
+		TLSClientConfig:       tc,
+	}
+	hc := &http.Client{
+		Transport: &meteredTransport{base: tr},
+		// send follows redirects itself, with the client of the origin
+		// redirected to; net/http must hand them back untouched.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &transport{hc: hc, tr: tr}, nil
+}
+
+// proxyFromEnvironment is the proxy api.DefaultConfig would use.
+func proxyFromEnvironment() func(*http.Request) (*url.URL, error) {
+	if t, ok := api.DefaultConfig().HttpClient.Transport.(*http.Transport); ok && t.Proxy != nil {
+		return t.Proxy
+	}
+	return http.ProxyFromEnvironment
+}
+
+func (p *Pool) newAPIClient(addr string, hc *http.Client) (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	if cfg.Error != nil {
 		return nil, fmt.Errorf("vault client defaults: %w", cfg.Error)
@@ -136,23 +285,19 @@ func (p *Pool) newAPIClient(addr string, t config.TLS) (*api.Client, error) {
 	// DefaultConfig reads VAULT_AGENT_ADDR, which NewClient prefers over
 	// Address: the SPC's or flag's address must win.
 	cfg.AgentAddress = ""
+	cfg.HttpClient = hc
 	cfg.Timeout = p.opts.Timeout
 	cfg.MaxRetries = p.opts.MaxRetries
 	cfg.MinRetryWait = p.opts.MinRetryWait
 	cfg.MaxRetryWait = p.opts.MaxRetryWait
-	if err := cfg.ConfigureTLS(&api.TLSConfig{
-		CACert:        t.CACert,
-		CAPath:        t.CADirectory,
-		ClientCert:    t.ClientCert,
-		ClientKey:     t.ClientKey,
-		TLSServerName: t.ServerName,
-		Insecure:      t.SkipTLSVerify,
-	}); err != nil {
-		return nil, &SettingsError{Addr: addr, Err: err}
-	}
+	// The client would follow a redirect with the same HTTP client, so
+	// with this address's TLS client certificate, to wherever it points;
+	// send follows redirects itself (see redirect.go), whatever
+	// VAULT_DISABLE_REDIRECTS says.
+	cfg.DisableRedirects = true
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("creating Vault client for %s: %w", addr, err)
+		return nil, fmt.Errorf("creating Vault client for %s: %w", redactAddr(addr), err)
 	}
 	// api.NewClient picks up VAULT_TOKEN and VAULT_NAMESPACE from the
 	// environment; the provider must only ever act as the pod.

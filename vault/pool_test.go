@@ -3,8 +3,15 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
@@ -141,5 +148,178 @@ func TestClientIgnoresAgentAddress(t *testing.T) {
 	}
 	if n := len(v.Calls()); n != 1 {
 		t.Errorf("target received %d requests, want 1", n)
+	}
+}
+
+func TestPoolBounded(t *testing.T) {
+	const bound = 50
+	p := NewPool(Options{MaxClients: bound})
+	keep := Target{Address: "https://keep:8200"}
+	kept, err := p.Client(keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		tg := Target{Address: fmt.Sprintf("https://vault-%d:8200", i%700), Namespace: fmt.Sprintf("ns-%d", i%3)}
+		if i%2 == 1 {
+			tg.TLS.ServerName = fmt.Sprintf("name-%d", i)
+		}
+		if _, err := p.Client(tg); err != nil {
+			t.Fatal(err)
+		}
+		if n := p.Len(); n > bound {
+			t.Fatalf("after %d targets the pool holds %d clients, bound %d", i+1, n, bound)
+		}
+		if i%10 == 0 { // used recently: never the one dropped
+			if c, _ := p.Client(keep); c != kept {
+				t.Fatalf("a recently used client was dropped after %d targets", i+1)
+			}
+		}
+	}
+	p.mu.Lock()
+	nt, nb := len(p.transports), len(p.building)
+	p.mu.Unlock()
+	if nt > bound || nb != 0 {
+		t.Errorf("pool keeps %d transports and %d builds, want at most %d and 0", nt, nb, bound)
+	}
+	// DefaultOptions bound the pool too.
+	if NewPool(Options{}).opts.MaxClients != DefaultOptions.MaxClients || DefaultOptions.MaxClients < 1 {
+		t.Errorf("default MaxClients = %d", NewPool(Options{}).opts.MaxClients)
+	}
+}
+
+// TestPoolDropClosesIdleConnections: a dropped client's kept-alive
+// connections are closed, once no pooled client shares its transport.
+func TestPoolDropClosesIdleConnections(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		closed int
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"data":{"k":"v"}}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			mu.Lock()
+			closed++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	closedConns := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return closed
+	}
+
+	p := NewPool(Options{MaxClients: 2})
+	root, err := p.Client(Target{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := p.Client(Target{Address: srv.URL, Namespace: "team"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root.t != ns.t {
+		t.Fatal("namespaced clients of one address and TLS setting do not share the transport")
+	}
+	if _, err := root.Do(context.Background(), "t", config.Request{Method: "GET", Path: "secret/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Client(Target{Address: "https://other-1:8200"}); err != nil { // drops root; ns still shares the transport
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := closedConns(); n != 0 {
+		t.Fatalf("%d connections closed while a pooled client still shares them", n)
+	}
+	if _, err := p.Client(Target{Address: "https://other-2:8200"}); err != nil { // drops ns: the last one
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for closedConns() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection of a dropped client was not closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A Mount still holding a dropped client can go on using it.
+	if _, err := root.Do(context.Background(), "t", config.Request{Method: "GET", Path: "secret/x"}); err != nil {
+		t.Errorf("dropped client: %v", err)
+	}
+}
+
+// TestPoolSlowTLSFileBlocksOnlyItsTarget: reading one target's TLS files
+// happens outside the pool's lock; others are served meanwhile, and callers
+// for the same target wait for the one read.
+func TestPoolSlowTLSFileBlocksOnlyItsTarget(t *testing.T) {
+	pk := newPKI(t)
+	release := make(chan struct{})
+	var reads atomic.Int32
+	beforeOpen = func(path string) {
+		if path == pk.clientCert {
+			reads.Add(1)
+			<-release
+		}
+	}
+	t.Cleanup(func() { beforeOpen = func(string) {} })
+
+	p := NewPool(Options{})
+	slow := config.TLS{CACert: pk.caFile, ClientCert: pk.clientCert, ClientKey: pk.clientKey}
+	type result struct {
+		c   *Client
+		err error
+	}
+	first, second := make(chan result, 1), make(chan result, 1)
+	go func() {
+		c, err := p.Client(Target{Address: "https://slow:8200", TLS: slow})
+		first <- result{c, err}
+	}()
+	for reads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() {
+		c, err := p.Client(Target{Address: "https://slow:8200", Namespace: "team", TLS: slow})
+		second <- result{c, err}
+	}()
+
+	// Other targets, with TLS files of their own, do not wait.
+	for i, tg := range []Target{
+		{Address: "https://fast:8200", TLS: config.TLS{CACert: pk.caFile}},
+		{Address: "https://slow:8200"},
+	} {
+		if _, err := clientWithin(t, p, tg, 2*time.Second); err != nil {
+			t.Fatalf("target %d: %v", i, err)
+		}
+	}
+	select {
+	case r := <-first:
+		t.Fatalf("the slow target returned before its file was read: %v", r.err)
+	case r := <-second:
+		t.Fatalf("the second caller for the slow target returned before its file was read: %v", r.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	r1, r2 := <-first, <-second
+	if r1.err != nil || r2.err != nil {
+		t.Fatal(r1.err, r2.err)
+	}
+	if r1.c.t != r2.c.t {
+		t.Error("concurrent callers for one address and TLS setting got different transports")
+	}
+	if n := reads.Load(); n != 1 {
+		t.Errorf("the client certificate was read %d times, want once", n)
+	}
+}
+
+func TestPoolRefusesUserinfo(t *testing.T) {
+	_, err := NewPool(Options{}).Client(Target{Address: "https://admin:hunter2@vault:8200"})
+	if err == nil {
+		t.Fatal("a client for an address with user information")
+	}
+	if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "admin") {
+		t.Errorf("message %q echoes the credentials", err)
 	}
 }

@@ -99,38 +99,40 @@ func redact(msgs, values []string) []string {
 	return out
 }
 
+// send performs req and decodes the answer. A redirect is followed, at
+// most once, where the context's Policy allows (see redirect.go); the
+// Policy's Budget bounds what is read.
 func (c *Client) send(ctx context.Context, kind, op string, req *api.Request) (*Response, error) {
-	start := time.Now()
-	//lint:ignore SA1019 RawRequestWithContext is the one call that takes any method, query and body.
-	resp, err := c.api.RawRequestWithContext(ctx, req)
-	metrics.VaultDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	statusLabel := "error"
-	if resp != nil {
-		statusLabel = strconv.Itoa(resp.StatusCode)
+	pol := policyFrom(ctx)
+	if err := pol.Budget.check(); err != nil {
+		return nil, err
 	}
-	metrics.VaultRequests.WithLabelValues(kind, statusLabel).Inc()
+	cur := c
+	resp, err := cur.raw(ctx, kind, req)
+	if err == nil && isRedirect(resp.StatusCode) {
+		next, rerr := cur.redirect(pol, op, req, resp)
+		if rerr != nil {
+			return nil, rerr
+		}
+		cur = next
+		resp, err = cur.raw(ctx, kind, req)
+		if err == nil && isRedirect(resp.StatusCode) {
+			resp.Body.Close()
+			return nil, &RedirectError{Op: op, From: cur.addr, To: locationOrigin(resp), Reason: "only one redirect is followed"}
+		}
+	}
 	if resp != nil && resp.Body != nil {
 		defer resp.Body.Close()
 	}
 	if err != nil {
-		var re *api.ResponseError
-		if errors.As(err, &re) {
-			return nil, &StatusError{Op: op, Addr: c.addr, StatusCode: re.StatusCode, Errors: re.Errors}
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%s at %s: %w", op, c.addr, ctxErr)
-		}
-		return nil, &UnreachableError{Op: op, Addr: c.addr, Err: scrub(err)}
+		return nil, cur.failure(ctx, op, err)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%s at %s: %w", op, c.addr, ctxErr)
-		}
-		return nil, &UnreachableError{Op: op, Addr: c.addr, Err: err}
+		return nil, cur.failure(ctx, op, err)
 	}
 	if len(body) > maxResponseBytes {
-		return nil, fmt.Errorf("%s: Vault's answer is larger than %d MiB", op, maxResponseBytes>>20)
+		return nil, fmt.Errorf("%s: %w", op, errTooLarge)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, &EmptyResponseError{Op: op, StatusCode: resp.StatusCode}
@@ -143,4 +145,38 @@ func (c *Client) send(ctx context.Context, kind, op string, req *api.Request) (*
 		return nil, &EmptyResponseError{Op: op, StatusCode: resp.StatusCode}
 	}
 	return &Response{Secret: secret}, nil
+}
+
+// raw makes one request (with the Vault client's retries) and counts it.
+// A 3xx comes back as a response with a nil error.
+func (c *Client) raw(ctx context.Context, kind string, req *api.Request) (*api.Response, error) {
+	start := time.Now()
+	//lint:ignore SA1019 RawRequestWithContext is the one call that takes any method, query and body.
+	resp, err := c.api.RawRequestWithContext(ctx, req)
+	metrics.VaultDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	statusLabel := "error"
+	if resp != nil {
+		statusLabel = strconv.Itoa(resp.StatusCode)
+	}
+	metrics.VaultRequests.WithLabelValues(kind, statusLabel).Inc()
+	return resp, err
+}
+
+// failure types an error of a request to c.
+func (c *Client) failure(ctx context.Context, op string, err error) error {
+	var (
+		re *api.ResponseError
+		be *BudgetError
+	)
+	switch {
+	case errors.As(err, &be):
+		return be
+	case errors.Is(err, errTooLarge):
+		return fmt.Errorf("%s: %w", op, errTooLarge)
+	case errors.As(err, &re):
+		return &StatusError{Op: op, Addr: c.addr, StatusCode: re.StatusCode, Errors: re.Errors}
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s at %s: %w", op, redactAddr(c.addr), ctx.Err())
+	}
+	return &UnreachableError{Op: op, Addr: c.addr, Err: scrub(err)}
 }

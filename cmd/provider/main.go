@@ -150,6 +150,9 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 		}
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	if err := app.CheckVaultFlags(&o.defaults, &o.vaultOpts); err != nil {
+		return nil, err
+	}
 	if o.refresh <= 0 || o.refresh >= 1 {
 		return nil, fmt.Errorf("-refresh-fraction %v must be between 0 and 1", o.refresh)
 	}

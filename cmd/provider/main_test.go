@@ -36,6 +36,8 @@ func TestParseFlagsDefaults(t *testing.T) {
 		{"skip verify", o.defaults.TLS.SkipTLSVerify, false},
 		{"max retries", o.vaultOpts.MaxRetries, vault.DefaultOptions.MaxRetries},
 		{"timeout", o.vaultOpts.Timeout, vault.DefaultOptions.Timeout},
+		{"client cache", o.vaultOpts.MaxClients, vault.DefaultOptions.MaxClients},
+		{"allowed addresses", len(o.defaults.AllowedVaultAddresses), 0},
 		{"fetch concurrency", o.fetchConc, provider.DefaultFetchConcurrency},
 		{"max response", o.maxResponse, provider.MaxResponseBytes},
 		{"grace", o.grace, 20 * time.Second},
@@ -159,6 +161,18 @@ func TestParseFlagsEnvironment(t *testing.T) {
 			},
 		},
 		{
+			name: "allowed Vault addresses",
+			args: []string{"-allowed-vault-addresses", " https://vault-2:8200, ,https://vault-* ", "-vault-client-cache-size", "9"},
+			check: func(t *testing.T, o *options) {
+				if got := strings.Join(o.defaults.AllowedVaultAddresses, "|"); got != "https://vault-2:8200|https://vault-*" {
+					t.Errorf("AllowedVaultAddresses = %q", o.defaults.AllowedVaultAddresses)
+				}
+				if o.vaultOpts.MaxClients != 9 {
+					t.Errorf("MaxClients = %d", o.vaultOpts.MaxClients)
+				}
+			},
+		},
+		{
 			name: "other flags",
 			args: []string{"-endpoint", "unix:///tmp/v.sock", "-health-addr", "", "-shutdown-grace", "3s", "-fetch-concurrency", "9", "-max-response-bytes", "1024", "-debug", "-vault-mount", "jwt", "-vault-timeout", "7s"},
 			check: func(t *testing.T, o *options) {
@@ -211,6 +225,10 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"max concurrent mounts 0", []string{"-max-concurrent-mounts", "0"}, "-max-concurrent-mounts 0 must be at least 1"},
 		{"max concurrent mounts per pod 0", []string{"-max-concurrent-mounts-per-pod", "0"}, "-max-concurrent-mounts-per-pod 0 must be at least 1"},
 		{"max queued mounts negative", []string{"-max-queued-mounts", "-1"}, "-max-queued-mounts -1 must be at least 1"},
+		{"credentials in -vault-addr", []string{"-vault-addr", "https://admin:hunter2@vault:8200"}, "-vault-addr (or $VAULT_ADDR): address 1 of 1 carries user information"},
+		{"bad allow-list entry", []string{"-allowed-vault-addresses", "https://vault:8200/v1"}, "-allowed-vault-addresses: entry 1"},
+		{"allow-list entry with credentials", []string{"-allowed-vault-addresses", "https://admin:hunter2@vault:8200"}, "(not shown: it contains '@')"},
+		{"client cache of 0", []string{"-vault-client-cache-size", "0"}, "-vault-client-cache-size 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,6 +239,16 @@ func TestParseFlagsErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.errSub) {
 				t.Errorf("error %q does not contain %q", err, tt.errSub)
 			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q shows a password", err)
+			}
 		})
+	}
+}
+
+func TestParseFlagsCredentialsInVaultAddrEnvironment(t *testing.T) {
+	_, err := parse(t, nil, map[string]string{"VAULT_ADDR": "https://admin:hunter2@vault:8200"})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "$VAULT_ADDR") {
+		t.Errorf("err = %v, want a refusal naming $VAULT_ADDR without the password", err)
 	}
 }

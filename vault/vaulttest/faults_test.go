@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
 )
@@ -153,13 +154,17 @@ func TestCloseConn(t *testing.T) {
 	}
 }
 
-// A standby redirects to the active node; the client follows.
+// A standby redirects to the active node; the client follows where its
+// policy allows.
 func TestRedirect(t *testing.T) {
 	active := vaulttest.New(t, vaulttest.AnyToken())
 	active.PutKV("kv/a", map[string]any{"k": "from active"})
 	standby := vaulttest.New(t)
 	standby.Redirect("", active.URL())
-	resp, err := client(t, standby).Do(ctx, "hvs.x", get("kv/a"))
+	toActive := vault.WithPolicy(ctx, vault.Policy{Redirect: func(origin string) (config.TLS, bool) {
+		return config.TLS{}, origin == config.Origin(active.URL())
+	}})
+	resp, err := client(t, standby).Do(toActive, "hvs.x", get("kv/a"))
 	if err != nil || resp.Secret.Data["k"] != "from active" {
 		t.Fatalf("read through the standby: %v, %v", resp, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
 	"github.com/vault-csi-provider/vault-csi-provider/cache"
@@ -21,9 +22,11 @@ import (
 )
 
 // VaultFlags registers the Vault flags (-vault-addr, -vault-mount,
-// -vault-namespace, -vault-tls-*, -vault-max-retries, -vault-timeout) on fs.
+// -vault-namespace, -vault-tls-*, -allowed-vault-addresses,
+// -vault-max-retries, -vault-timeout, -vault-client-cache-size) on fs.
 // Their defaults come from the VAULT_* environment read through getenv, so the
-// precedence is environment < flag < SecretProviderClass parameter.
+// precedence is environment < flag < SecretProviderClass parameter. Call
+// CheckVaultFlags after parsing.
 func VaultFlags(fs *flag.FlagSet, d *config.Defaults, o *vault.Options, getenv func(string) string) {
 	envOr := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -50,8 +53,31 @@ func VaultFlags(fs *flag.FlagSet, d *config.Defaults, o *vault.Options, getenv f
 	fs.StringVar(&d.TLS.ClientCert, "vault-tls-client-cert", getenv("VAULT_CLIENT_CERT"), "client certificate for Vault mTLS [$VAULT_CLIENT_CERT]")
 	fs.StringVar(&d.TLS.ClientKey, "vault-tls-client-key", getenv("VAULT_CLIENT_KEY"), "client key for Vault mTLS [$VAULT_CLIENT_KEY]")
 	fs.BoolVar(&d.TLS.SkipTLSVerify, "vault-tls-skip-verify", envBool("VAULT_SKIP_VERIFY"), "do not verify Vault's certificate (insecure) [$VAULT_SKIP_VERIFY]")
+	fs.Func("allowed-vault-addresses", "comma-separated Vault addresses a SecretProviderClass may use besides -vault-addr: origins (https://vault-2.example:8200) or prefixes ending in * (https://vault-*); only these and -vault-addr's get the -vault-tls-* settings. Default: any address may be named, and only -vault-addr's get them", func(s string) error {
+		d.AllowedVaultAddresses = nil
+		for _, e := range strings.Split(s, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				d.AllowedVaultAddresses = append(d.AllowedVaultAddresses, e)
+			}
+		}
+		return nil // CheckVaultFlags checks them, without quoting credentials
+	})
 	fs.IntVar(&o.MaxRetries, "vault-max-retries", envInt("VAULT_MAX_RETRIES", vault.DefaultOptions.MaxRetries), "retries of a Vault call on connection errors and 5xx [$VAULT_MAX_RETRIES]")
 	fs.DurationVar(&o.Timeout, "vault-timeout", vault.DefaultOptions.Timeout, "timeout of one Vault HTTP attempt")
+	fs.IntVar(&o.MaxClients, "vault-client-cache-size", vault.DefaultOptions.MaxClients, "Vault clients kept (one per address, namespace and TLS setting, LRU); the least recently used one's idle connections are closed")
+}
+
+// CheckVaultFlags checks the parsed Vault flags: no credentials in
+// -vault-addr ($VAULT_ADDR), well-formed -allowed-vault-addresses, a client
+// cache of at least one. Its errors never quote a password.
+func CheckVaultFlags(d *config.Defaults, o *vault.Options) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	if o.MaxClients < 1 {
+		return fmt.Errorf("-vault-client-cache-size %d must be at least 1", o.MaxClients)
+	}
+	return nil
 }
 
 // LimitFlags registers the flags of config.Limits (-max-attributes-bytes,

@@ -70,7 +70,7 @@ var sections = []struct {
 	{"SecretProviderClass and pod", []string{"name", "pod", "volume", "pod-name", "pod-namespace", "pod-uid", "service-account"}},
 	{"Service account token (one of)", []string{"token-file", "kubeconfig"}},
 	{"Output", []string{"out", "show-values"}},
-	{"Vault (the server's flags and VAULT_* variables)", []string{"vault-addr", "vault-mount", "vault-namespace", "vault-tls-ca-cert", "vault-tls-ca-directory", "vault-tls-server-name", "vault-tls-client-cert", "vault-tls-client-key", "vault-tls-skip-verify", "vault-max-retries", "vault-timeout"}},
+	{"Vault (the server's flags and VAULT_* variables)", []string{"vault-addr", "vault-mount", "vault-namespace", "vault-tls-ca-cert", "vault-tls-ca-directory", "vault-tls-server-name", "vault-tls-client-cert", "vault-tls-client-key", "vault-tls-skip-verify", "allowed-vault-addresses", "vault-max-retries", "vault-timeout", "vault-client-cache-size"}},
 	{"Provider", []string{"hmac-key-file", "revoke", "timeout", "fetch-concurrency", "max-response-bytes", "v"}},
 	{"Limits on the SecretProviderClass (the server's flags)", []string{config.FlagMaxAttributesBytes, config.FlagMaxObjectsBytes, config.FlagMaxObjects, config.FlagMaxTemplateBytes, config.FlagMaxTemplatesBytes, config.FlagMaxSecretArgsBytes}},
 }
@@ -274,6 +274,9 @@ func parseArgs(args []string, getenv func(string) string, help io.Writer) (*opti
 		return nil, usagef("-fetch-concurrency %d must be at least 1", o.fetchConc)
 	case o.maxResponse < 1:
 		return nil, usagef("-max-response-bytes %d must be positive", o.maxResponse)
+	}
+	if err := app.CheckVaultFlags(&o.defaults, &o.vaultOpts); err != nil {
+		return nil, &usageError{err}
 	}
 	return o, nil
 }

@@ -139,6 +139,9 @@ func TestParseArgs(t *testing.T) {
 		{name: "server-only flag", args: []string{"-token-file", "t", "-endpoint", "/x.sock", "spc.yaml"}, errSub: "endpoint"},
 		{name: "bad timeout", args: []string{"-token-file", "t", "-timeout", "0s", "spc.yaml"}, errSub: "-timeout 0s must be positive"},
 		{name: "bad fetch concurrency", args: []string{"-token-file", "t", "-fetch-concurrency", "0", "spc.yaml"}, errSub: "-fetch-concurrency 0"},
+		{name: "credentials in VAULT_ADDR", args: []string{"-token-file", "t", "spc.yaml"}, env: map[string]string{"VAULT_ADDR": "https://admin:hunter2@vault:8200"}, errSub: "-vault-addr (or $VAULT_ADDR): address 1 of 1 carries user information"},
+		{name: "bad allow-list entry", args: []string{"-token-file", "t", "-allowed-vault-addresses", "vault:8200", "spc.yaml"}, errSub: "-allowed-vault-addresses: entry 1"},
+		{name: "client cache of 0", args: []string{"-token-file", "t", "-vault-client-cache-size", "0", "spc.yaml"}, errSub: "-vault-client-cache-size 0 must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +152,9 @@ func TestParseArgs(t *testing.T) {
 				}
 				if !strings.Contains(err.Error(), tt.errSub) {
 					t.Errorf("error %q does not contain %q", err, tt.errSub)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("error %q shows a password", err)
 				}
 				if _, ok := err.(*usageError); !ok {
 					t.Errorf("error %T is not a usage error", err)
@@ -416,6 +422,9 @@ func TestPrepare(t *testing.T) {
 				}
 				if !strings.Contains(err.Error(), tt.errSub) {
 					t.Errorf("error %q does not contain %q", err, tt.errSub)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("error %q shows a password", err)
 				}
 				if _, ok := err.(*usageError); !ok {
 					t.Errorf("error %T is not a usage error", err)

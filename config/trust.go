@@ -1,0 +1,227 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// FlagAllowedVaultAddresses names the provider flag that lists the Vault
+// addresses a SecretProviderClass may use besides -vault-addr; messages
+// name it so a tenant knows what to ask the operator for.
+const FlagAllowedVaultAddresses = "-allowed-vault-addresses"
+
+// The provider is one process per node serving every pod, and every
+// SecretProviderClass parameter is tenant input. The operator's own settings
+// (-vault-addr, -vault-tls-*) are credentials of the node: the client
+// certificate and the CA it trusts must only ever be used with the Vault
+// servers the operator named. An address is trusted when it is one of the
+// -vault-addr addresses or matches -allowed-vault-addresses.
+
+// trust is what the operator's flags say about Vault addresses.
+type trust struct {
+	origins  map[string]bool // -vault-addr's and exact allow-list entries, as Origin gives them
+	prefixes []string        // allow-list entries ending in "*", without it, lower case
+	// open is an empty allow-list: a SecretProviderClass may name any
+	// address (only the -vault-addr ones are trusted).
+	open bool
+}
+
+func (d *Defaults) trust() *trust {
+	t := &trust{origins: map[string]bool{}, open: true}
+	for _, a := range strings.Split(d.VaultAddress, ",") {
+		if o := Origin(strings.TrimSpace(a)); o != "" {
+			t.origins[o] = true
+		}
+	}
+	for _, e := range d.AllowedVaultAddresses {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		t.open = false
+		if p, ok := strings.CutSuffix(e, "*"); ok {
+			if checkAllowedPrefix(p) == nil {
+				t.prefixes = append(t.prefixes, strings.ToLower(p))
+			}
+			continue
+		}
+		if o := Origin(e); o != "" && checkAllowedOrigin(e) == nil {
+			t.origins[o] = true
+		}
+	}
+	return t
+}
+
+// trusted reports whether the operator's settings apply to origin (as
+// Origin gives it).
+func (t *trust) trusted(origin string) bool {
+	if origin == "" {
+		return false
+	}
+	if t.origins[origin] {
+		return true
+	}
+	for _, p := range t.prefixes {
+		if strings.HasPrefix(origin, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Origin returns addr's origin "scheme://host:port": scheme and host in
+// lower case, the scheme's default port made explicit, no user information,
+// path or query. It is "" when addr is not an http or https URL with a host.
+func Origin(addr string) string {
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	switch {
+	case scheme != "http" && scheme != "https":
+		return ""
+	case port == "" && scheme == "https":
+		port = "443"
+	case port == "":
+		port = "80"
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "" {
+		return ""
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// TLSFor returns the TLS settings for talking to addr (any of the Mount's
+// addresses, or an origin a Vault redirected to). A trusted address gets
+// c.TLS: the operator's defaults with the class's overrides. Any other
+// address gets only what the class itself set, never a client certificate:
+// the operator's CA and client certificate are not the tenant's to present
+// to a server of their choosing, and neither is a file on the node.
+//
+// A Config not made by Parse trusts every address: code built it, not a
+// tenant.
+func (c *Config) TLSFor(addr string) TLS {
+	if c.trust == nil || c.trust.trusted(Origin(addr)) {
+		return c.TLS
+	}
+	t := c.classTLS
+	t.ClientCert, t.ClientKey = "", ""
+	return t
+}
+
+// MayContact reports whether this Mount may talk to addr: one of its own
+// vaultAddress addresses, or an address the operator trusts. A redirect
+// from Vault is followed only to such an origin.
+func (c *Config) MayContact(addr string) bool {
+	o := Origin(addr)
+	if o == "" {
+		return false
+	}
+	if c.trust == nil {
+		return true
+	}
+	for _, a := range c.VaultAddresses {
+		if Origin(a) == o {
+			return true
+		}
+	}
+	return c.trust.trusted(o)
+}
+
+// checkTrust refuses what a class may not do with the addresses it named:
+// an address outside a non-empty allow-list, and a client certificate of
+// its own for an address the operator does not trust.
+func (c *Config) checkTrust(classCert bool) error {
+	for _, a := range c.VaultAddresses {
+		if c.trust.trusted(Origin(a)) {
+			continue
+		}
+		if !c.trust.open {
+			return errorf("Vault address %s is not allowed: this provider lets a SecretProviderClass use only its -vault-addr addresses and those its operator listed in %s; use one of those, or ask the operator to add this address", a, FlagAllowedVaultAddresses)
+		}
+		if classCert {
+			return errorf("parameters %q and %q name files on the provider's node, which are used only with Vault addresses the operator trusts, and %s is not one: drop them, or ask the operator to add the address to %s", ParamVaultTLSClientCertPath, ParamVaultTLSClientKeyPath, a, FlagAllowedVaultAddresses)
+		}
+	}
+	return nil
+}
+
+// Validate checks the provider-wide defaults once, at startup: no Vault
+// address may carry user information (it would be sent to Vault and shown
+// in every tenant's errors), and the allow-list entries must be origins or
+// prefixes of origins. Its messages never quote an address that carries
+// credentials.
+func (d *Defaults) Validate() error {
+	addrs := strings.Split(d.VaultAddress, ",")
+	for i, a := range addrs {
+		if hasUserinfo(strings.TrimSpace(a)) {
+			return fmt.Errorf("-vault-addr (or $VAULT_ADDR): address %d of %d carries user information (user:password@); Vault takes no credentials in its address, remove them", i+1, len(addrs))
+		}
+	}
+	for i, e := range d.AllowedVaultAddresses {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		var err error
+		if p, ok := strings.CutSuffix(e, "*"); ok {
+			err = checkAllowedPrefix(p)
+		} else {
+			err = checkAllowedOrigin(e)
+		}
+		if err != nil {
+			shown := fmt.Sprintf("%q", e)
+			if strings.Contains(e, "@") {
+				shown = "(not shown: it contains '@')"
+			}
+			return fmt.Errorf("%s: entry %d %s %v", FlagAllowedVaultAddresses, i+1, shown, err)
+		}
+	}
+	return nil
+}
+
+// hasUserinfo reports whether addr carries user information, or cannot be
+// parsed and holds an "@" (then it may, and must not be quoted either).
+func hasUserinfo(addr string) bool {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return strings.Contains(addr, "@")
+	}
+	return u.User != nil
+}
+
+// checkAllowedOrigin checks an exact allow-list entry: scheme://host:port.
+func checkAllowedOrigin(e string) error {
+	u, err := url.Parse(e)
+	switch {
+	case err != nil || Origin(e) == "":
+		return fmt.Errorf("is not an origin like https://vault.example:8200")
+	case u.User != nil:
+		return fmt.Errorf("carries user information")
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.Contains(e, "*"):
+		return fmt.Errorf("is not an origin like https://vault.example:8200 (no path, query or wildcard; a prefix ends in *)")
+	}
+	return nil
+}
+
+// checkAllowedPrefix checks a prefix entry (without its final "*"): it must
+// fix the scheme and stay within the host and port.
+func checkAllowedPrefix(p string) error {
+	lp := strings.ToLower(p)
+	rest, ok := strings.CutPrefix(lp, "https://")
+	if !ok {
+		rest, ok = strings.CutPrefix(lp, "http://")
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("is a prefix that does not start with https:// or http://")
+	case strings.ContainsAny(rest, "/?#@*"):
+		return fmt.Errorf("is a prefix of more than a host and port (only one * at the end; no path, query or user information)")
+	}
+	return nil
+}
