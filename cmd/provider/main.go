@@ -206,12 +206,7 @@ func run(ctx context.Context, o *options) error {
 	gs := server.NewGRPC(p, buildinfo.Get(), o.grpc)
 
 	if o.healthAddr != "" {
-		h, closeHealth, err := server.NewHealthHandler(socket)
-		if err != nil {
-			return err
-		}
-		defer closeHealth()
-		hs := &http.Server{Addr: o.healthAddr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		hs := &http.Server{Addr: o.healthAddr, Handler: server.NewHealthHandler(lis), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				klog.ErrorS(err, "Health endpoint failed", "addr", o.healthAddr)
