@@ -17,30 +17,55 @@ import (
 // HealthCheckTimeout bounds one probe's call to the socket.
 const HealthCheckTimeout = 2 * time.Second
 
-// NewHealthHandler serves /healthz and /readyz, which call Version over the
-// provider's own socket (so they fail when the socket is gone or the server
-// is wedged, which a static 200 would hide), and /metrics.
-func NewHealthHandler(socketPath string) (http.Handler, func() error, error) {
-	conn, err := grpc.NewClient("unix:"+socketPath,
-		grpc.WithAuthority("localhost"),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, nil, err
-	}
-	client := pb.NewCSIDriverProviderClient(conn)
+// HealthPaths are the probe endpoints: /healthz and /readyz, and
+// /health/ready, which hashicorp/vault-csi-provider serves and vault-helm's
+// liveness and readiness probes call.
+var HealthPaths = []string{"/healthz", "/readyz", "/health/ready"}
+
+// NewHealthHandler serves the probes (HealthPaths) and /metrics. A probe
+// succeeds only when the driver could reach this provider right now: the
+// socket path must still be lis's own file, and a fresh connection to it
+// must answer Version. A connection kept open across probes would go on
+// answering after the file was removed or taken over, while the driver,
+// which dials the path, could no longer reach this provider.
+func NewHealthHandler(lis *Listener) http.Handler {
 	probe := func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), HealthCheckTimeout)
 		defer cancel()
-		v, err := client.Version(ctx, &pb.VersionRequest{Version: "v1alpha1"})
+		v, err := checkSocket(ctx, lis)
 		if err != nil {
-			http.Error(w, fmt.Sprintf("provider socket %s does not answer: %v", socketPath, err), http.StatusServiceUnavailable)
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintf(w, "ok %s %s\n", v.RuntimeName, v.RuntimeVersion)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", probe)
-	mux.HandleFunc("/readyz", probe)
+	for _, p := range HealthPaths {
+		mux.HandleFunc(p, probe)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-	return mux, conn.Close, nil
+	return mux
+}
+
+// checkSocket calls Version over a new connection to lis's path, as the
+// driver would, and makes sure the path led to lis before and after the call.
+func checkSocket(ctx context.Context, lis *Listener) (*pb.VersionResponse, error) {
+	if err := lis.Check(); err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("unix:"+lis.Path(),
+		grpc.WithAuthority("localhost"),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("provider socket %s: %w", lis.Path(), err)
+	}
+	defer conn.Close()
+	v, err := pb.NewCSIDriverProviderClient(conn).Version(ctx, &pb.VersionRequest{Version: "v1alpha1"})
+	if err != nil {
+		return nil, fmt.Errorf("provider socket %s does not answer: %w", lis.Path(), err)
+	}
+	if err := lis.Check(); err != nil {
+		return nil, err
+	}
+	return v, nil
 }

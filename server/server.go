@@ -45,8 +45,9 @@ func SocketPath(endpoint string) (string, error) {
 
 // Listen creates the Unix socket at path, readable and writable by the owner
 // only (the driver runs as root). A stale socket from a previous run is
-// removed; any other file at path is left alone and is an error.
-func Listen(path string) (net.Listener, error) {
+// removed; any other file at path is left alone and is an error. The
+// Listener remembers the file it created (see Listener.Check).
+func Listen(path string) (*Listener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
 			return nil, fmt.Errorf("%s exists and is not a socket; refusing to replace it", path)
@@ -68,7 +69,7 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", path, err)
 	}
-	return lis, nil
+	return newListener(lis.(*net.UnixListener), path)
 }
 
 // Options tune the gRPC server. A field below 1 takes its default.

@@ -3,11 +3,8 @@ package server
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,6 +187,7 @@ func (m *mounter) Mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRes
 
 type running struct {
 	path   string
+	lis    *Listener
 	cancel context.CancelFunc
 	exited chan struct{} // closed when Serve has returned
 	err    error         // what Serve returned; read after exited
@@ -207,7 +205,7 @@ func start(t *testing.T, grace time.Duration) *running {
 	m := &mounter{started: make(chan struct{}, 1), release: make(chan struct{})}
 	gs := NewGRPC(m, "1.2.3-test", Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{path: path, cancel: cancel, exited: make(chan struct{}), m: m}
+	r := &running{path: path, lis: lis, cancel: cancel, exited: make(chan struct{}), m: m}
 	go func() {
 		r.err = Serve(ctx, gs, lis, grace)
 		close(r.exited)
@@ -348,73 +346,5 @@ func TestServeReturnsListenerError(t *testing.T) {
 	gs := NewGRPC(&mounter{}, "x", Options{})
 	if err := Serve(context.Background(), gs, lis, time.Second); err == nil {
 		t.Error("Serve on a closed listener returned nil")
-	}
-}
-
-func get(t *testing.T, h http.Handler, path string) (int, string) {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-	b, _ := io.ReadAll(rec.Result().Body)
-	return rec.Code, string(b)
-}
-
-func TestHealthHandler(t *testing.T) {
-	r := start(t, time.Minute)
-	h, closeFn, err := NewHealthHandler(r.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeFn()
-
-	for _, p := range []string{"/healthz", "/readyz"} {
-		code, body := get(t, h, p)
-		if code != http.StatusOK {
-			t.Fatalf("%s = %d %q while serving, want 200", p, code, body)
-		}
-		if !strings.Contains(body, "vault-csi-provider") || !strings.Contains(body, "1.2.3-test") {
-			t.Errorf("%s body = %q", p, body)
-		}
-	}
-
-	code, body := get(t, h, "/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics = %d", code)
-	}
-	if !strings.Contains(body, `vault_csi_provider_grpc_requests_total{code="OK",method="Version"}`) {
-		t.Errorf("/metrics lacks the Version request counter:\n%s", body)
-	}
-
-	// Stop the gRPC server: the probes now fail.
-	r.cancel()
-	<-r.exited
-	if r.err != nil {
-		t.Fatalf("Serve = %v", r.err)
-	}
-	for _, p := range []string{"/healthz", "/readyz"} {
-		code, body := get(t, h, p)
-		if code != http.StatusServiceUnavailable {
-			t.Errorf("%s = %d %q after stop, want 503", p, code, body)
-		}
-		if !strings.Contains(body, r.path) {
-			t.Errorf("%s body %q does not name the socket", p, body)
-		}
-	}
-}
-
-func TestMetricsCountCodes(t *testing.T) {
-	r := start(t, time.Minute)
-	h, closeFn, err := NewHealthHandler(r.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeFn()
-	_, _ = r.client.Mount(callCtx(t), &pb.MountRequest{Attributes: "panic"})
-	_, body := get(t, h, "/metrics")
-	if !strings.Contains(body, `vault_csi_provider_grpc_requests_total{code="Internal",method="Mount"}`) {
-		t.Errorf("/metrics lacks the Internal Mount counter")
-	}
-	if !strings.Contains(body, `vault_csi_provider_grpc_request_duration_seconds_count{method="Mount"}`) {
-		t.Errorf("/metrics lacks the Mount duration histogram")
 	}
 }

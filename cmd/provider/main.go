@@ -62,6 +62,10 @@ type options struct {
 	debug         bool
 	logFormat     string
 	showVersion   bool
+	// -log-level, -output: hashicorp/vault-csi-provider's flags.
+	logLevelName  string
+	logLevel      logLevel
+	versionOutput string
 }
 
 func main() {
@@ -76,14 +80,18 @@ func main() {
 		os.Exit(2)
 	}
 	if o.showVersion {
-		fmt.Println(buildinfo.String())
+		if err := buildinfo.Read().Write(os.Stdout, o.versionOutput); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		return
 	}
-	if o.debug {
-		_ = flag.Set("v", "4")
+	if err := o.logLevel.apply(flag.CommandLine); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
 	}
 	if o.logFormat == "json" {
-		klog.SetLogger(jsonLogger())
+		klog.SetLogger(o.logLevel.filter(jsonLogger()))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -134,9 +142,11 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	fs.IntVar(&o.grpc.MaxConcurrentMountsPerPod, "max-concurrent-mounts-per-pod", server.DefaultMaxConcurrentMountsPerPod, "Mounts one pod runs at once; waiting pods are served in turn")
 	fs.IntVar(&o.grpc.MaxQueuedMounts, "max-queued-mounts", server.DefaultMaxQueuedMounts, "Mounts waiting for a slot; more are refused with ResourceExhausted")
 	fs.DurationVar(&o.grace, "shutdown-grace", 20*time.Second, "time in-flight Mounts get to finish on SIGTERM")
-	fs.BoolVar(&o.debug, "debug", false, "verbose logging (same as -v=4)")
+	fs.BoolVar(&o.debug, "debug", false, "verbose logging (same as -log-level=debug, -v=4)")
+	fs.StringVar(&o.logLevelName, "log-level", "", "trace (-v=6), debug (-v=4), info, warn, error or off (default info, or debug with -debug); never lowers -v")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.showVersion, "version", false, "print version and exit")
+	fs.StringVar(&o.versionOutput, "output", "", "-version output format: json, json-pretty or yaml (default one line of text)")
 
 	app.VaultFlags(fs, &o.defaults, &o.vaultOpts, getenv)
 	app.LimitFlags(fs, &o.defaults.Limits)
@@ -174,6 +184,13 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, fmt.Errorf("-log-format %q: use text or json", o.logFormat)
 	}
+	var err error
+	if o.logLevel, err = parseLogLevel(o.logLevelName, o.debug); err != nil {
+		return nil, err
+	}
+	if err := buildinfo.CheckFormat(o.versionOutput); err != nil {
+		return nil, fmt.Errorf("-output: %w", err)
+	}
 	if o.hmacNamespace == "" {
 		o.hmacNamespace = getenv("POD_NAMESPACE")
 	}
@@ -209,12 +226,7 @@ func run(ctx context.Context, o *options) error {
 	gs := server.NewGRPC(p, buildinfo.Get(), o.grpc)
 
 	if o.healthAddr != "" {
-		h, closeHealth, err := server.NewHealthHandler(socket)
-		if err != nil {
-			return err
-		}
-		defer closeHealth()
-		hs := &http.Server{Addr: o.healthAddr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		hs := &http.Server{Addr: o.healthAddr, Handler: server.NewHealthHandler(lis), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				klog.ErrorS(err, "Health endpoint failed", "addr", o.healthAddr)

@@ -1,12 +1,24 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vault-csi-provider/vault-csi-provider/internal/buildinfo"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/server"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
@@ -250,5 +262,401 @@ func TestParseFlagsCredentialsInVaultAddrEnvironment(t *testing.T) {
 	_, err := parse(t, nil, map[string]string{"VAULT_ADDR": "https://admin:hunter2@vault:8200"})
 	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "$VAULT_ADDR") {
 		t.Errorf("err = %v, want a refusal naming $VAULT_ADDR without the password", err)
+	}
+}
+
+// vaultHelmArgs are the provider's args in vault-helm v0.34.1's CSI
+// DaemonSet (templates/csi-daemonset.yaml) for a release named "vault",
+// with csi.logLevel (or --log-level=debug with csi.debug).
+func vaultHelmArgs(level string) []string {
+	return []string{"--endpoint=/provider/vault.sock", "--log-level=" + level, "--hmac-secret-name=vault-csi-provider-hmac-key"}
+}
+
+func TestParseFlagsVaultHelm(t *testing.T) {
+	for _, tt := range []struct {
+		level     string
+		env       map[string]string
+		verbosity int
+		vaultAddr string
+	}{
+		// The default: a Vault agent sidecar on a Unix socket.
+		{"info", map[string]string{"VAULT_ADDR": "unix:///var/run/vault/agent.sock"}, 0, "unix:///var/run/vault/agent.sock"},
+		{"debug", map[string]string{"VAULT_ADDR": "unix:///var/run/vault/agent.sock"}, 4, "unix:///var/run/vault/agent.sock"},
+		// csi.agent.enabled=false: the Vault service.
+		{"info", map[string]string{"VAULT_ADDR": "https://vault.vault.svc:8200"}, 0, "https://vault.vault.svc:8200"},
+		// csi.logLevel: "" renders --log-level= .
+		{"", nil, 0, "https://127.0.0.1:8200"},
+	} {
+		t.Run(tt.level+" "+tt.vaultAddr, func(t *testing.T) {
+			o, err := parse(t, vaultHelmArgs(tt.level), tt.env)
+			if err != nil {
+				t.Fatalf("vault-helm's args %q: %v", vaultHelmArgs(tt.level), err)
+			}
+			if o.endpoint != "/provider/vault.sock" || o.hmacName != "vault-csi-provider-hmac-key" ||
+				o.logLevel.verbosity != tt.verbosity || o.logLevel.threshold != "" || o.defaults.VaultAddress != tt.vaultAddr ||
+				o.healthAddr != ":8080" {
+				t.Errorf("endpoint %q hmac %q level %+v vaultAddr %q health %q", o.endpoint, o.hmacName, o.logLevel, o.defaults.VaultAddress, o.healthAddr)
+			}
+		})
+	}
+}
+
+// Every flag of hashicorp/vault-csi-provider v1.7.4, in both spellings
+// vault-helm's csi.extraArgs may use.
+func TestParseFlagsHashicorpFlags(t *testing.T) {
+	args := []string{
+		"-endpoint=/provider/vault.sock",
+		"-debug",
+		"-log-level=warn",
+		"-version",
+		"-output=json-pretty",
+		"-health-addr=:9090",
+		"-hmac-secret-name=key",
+		"-cache-size=7",
+		"-vault-addr=https://vault.example:8200",
+		"-vault-mount=jwt",
+		"-vault-namespace=team",
+		"-vault-tls-ca-cert=/ca.pem",
+		"-vault-tls-ca-directory=/cas",
+		"-vault-tls-server-name=vault.internal",
+		"-vault-tls-client-cert=/tls.crt",
+		"-vault-tls-client-key=/tls.key",
+		"-vault-tls-skip-verify=true",
+	}
+	for _, dashes := range []string{"-", "--"} {
+		t.Run(dashes, func(t *testing.T) {
+			a := make([]string, len(args))
+			for i, arg := range args {
+				a[i] = dashes + strings.TrimPrefix(arg, "-")
+			}
+			o, err := parse(t, a, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := o.defaults
+			checks := []struct {
+				name      string
+				got, want any
+			}{
+				{"endpoint", o.endpoint, "/provider/vault.sock"},
+				{"debug", o.debug, true},
+				{"log-level (wins over -debug)", o.logLevel.name, "warn"},
+				{"version", o.showVersion, true},
+				{"output", o.versionOutput, "json-pretty"},
+				{"health-addr", o.healthAddr, ":9090"},
+				{"hmac-secret-name", o.hmacName, "key"},
+				{"cache-size", o.cacheSize, 7},
+				{"vault-addr", d.VaultAddress, "https://vault.example:8200"},
+				{"vault-mount", d.AuthMountPath, "jwt"},
+				{"vault-namespace", d.VaultNamespace, "team"},
+				{"vault-tls-ca-cert", d.TLS.CACert, "/ca.pem"},
+				{"vault-tls-ca-directory", d.TLS.CADirectory, "/cas"},
+				{"vault-tls-server-name", d.TLS.ServerName, "vault.internal"},
+				{"vault-tls-client-cert", d.TLS.ClientCert, "/tls.crt"},
+				{"vault-tls-client-key", d.TLS.ClientKey, "/tls.key"},
+				{"vault-tls-skip-verify", d.TLS.SkipTLSVerify, true},
+			}
+			for _, c := range checks {
+				if c.got != c.want {
+					t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+				}
+			}
+		})
+	}
+}
+
+func TestParseFlagsLogLevelAndOutput(t *testing.T) {
+	for _, tt := range []struct {
+		args      []string
+		level     string
+		verbosity int
+		output    string
+	}{
+		{nil, "info", 0, ""},
+		{[]string{"-debug"}, "debug", 4, ""},
+		{[]string{"-log-level", "trace"}, "trace", 6, ""},
+		{[]string{"--log-level=OFF"}, "off", 0, ""},
+		{[]string{"-version", "-output", "yaml"}, "info", 0, "yaml"},
+		{[]string{"--version", "--output=json"}, "info", 0, "json"},
+	} {
+		o, err := parse(t, tt.args, nil)
+		if err != nil {
+			t.Errorf("%q: %v", tt.args, err)
+			continue
+		}
+		if o.logLevel.name != tt.level || o.logLevel.verbosity != tt.verbosity || o.versionOutput != tt.output {
+			t.Errorf("%q: level %+v output %q, want %s (-v=%d) and %q", tt.args, o.logLevel, o.versionOutput, tt.level, tt.verbosity, tt.output)
+		}
+	}
+	for _, tt := range []struct {
+		args   []string
+		errSub string
+	}{
+		{[]string{"-log-level", "verbose"}, `-log-level "verbose": use trace, debug, info, warn, error or off`},
+		{[]string{"-version", "-output", "xml"}, `-output: unknown output format "xml"`},
+	} {
+		if _, err := parse(t, tt.args, nil); err == nil || !strings.Contains(err.Error(), tt.errSub) {
+			t.Errorf("%q: error %v, want one containing %q", tt.args, err, tt.errSub)
+		}
+	}
+}
+
+// runMainEnv, set to a JSON list of arguments, makes the test binary run
+// main() with them instead of the tests: the provider as a process, with
+// its exit codes, signals and logging set-up, without a separate build.
+const runMainEnv = "VCP_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(runMainEnv); ok {
+		var a []string
+		if err := json.Unmarshal([]byte(args), &a); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		os.Args = append([]string{"provider"}, a...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// syncBuffer collects a process's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type process struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	done           chan struct{}
+	err            error // Wait's; read after done
+}
+
+// startProvider runs main() with args in a child process, with env as its
+// only VAULT_*, KUBERNETES_* and POD_* variables (so it runs without
+// Kubernetes).
+func startProvider(t *testing.T, args []string, env map[string]string) *process {
+	t.Helper()
+	a, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "VAULT_") && !strings.HasPrefix(k, "KUBERNETES_") && !strings.HasPrefix(k, "POD_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, runMainEnv+"="+string(a))
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &process{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// wait returns the process's exit code.
+func (p *process) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the provider did not exit; stderr:\n%s", p.stderr)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	return 0
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func httpGet(url string) (int, string, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// The provider as vault-helm runs it: its args (the socket moved to a
+// temporary directory, as /provider is the DaemonSet's hostPath mount, and
+// the health address moved off :8080), its VAULT_ADDR, and its probe path.
+func TestRunAsVaultHelmDaemonSet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the provider")
+	}
+	for _, tt := range []struct {
+		level    string
+		env      map[string]string
+		infoLogs bool
+	}{
+		{"info", map[string]string{"VAULT_ADDR": "unix:///var/run/vault/agent.sock"}, true},
+		{"debug", map[string]string{"VAULT_ADDR": "https://vault.vault.svc:8200"}, true},
+		// Not vault-helm's choices, but csi.logLevel's other values.
+		{"error", nil, false},
+		{"off", nil, false},
+	} {
+		t.Run(tt.level, func(t *testing.T) {
+			dir, err := os.MkdirTemp("", "vcp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.RemoveAll(dir)
+			socket := filepath.Join(dir, "vault.sock")
+			health := freeAddr(t)
+			args := vaultHelmArgs(tt.level)
+			args[0] = "--endpoint=" + socket
+			args = append(args, "--health-addr="+health)
+			p := startProvider(t, args, tt.env)
+
+			ready := "http://" + health + "/health/ready"
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				code, body, err := httpGet(ready)
+				if err == nil && code == http.StatusOK {
+					if !strings.Contains(body, "ok vault-csi-provider") {
+						t.Errorf("/health/ready body %q", body)
+					}
+					break
+				}
+				select {
+				case <-p.done:
+					t.Fatalf("the provider exited (%v); stderr:\n%s", p.err, p.stderr)
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("/health/ready never answered 200 (last: %d %q %v); stderr:\n%s", code, body, err, p.stderr)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			for _, path := range []string{"/healthz", "/readyz"} {
+				if code, body, err := httpGet("http://" + health + path); err != nil || code != http.StatusOK {
+					t.Errorf("%s = %d %q %v", path, code, body, err)
+				}
+			}
+
+			// The socket's file removed: the liveness probe fails, so the
+			// kubelet restarts the container, which recreates it.
+			if err := os.Remove(socket); err != nil {
+				t.Fatal(err)
+			}
+			if code, body, err := httpGet(ready); err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "no longer exists") {
+				t.Errorf("/health/ready after the socket was removed = %d %q %v, want 503", code, body, err)
+			}
+
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(t); code != 0 {
+				t.Errorf("exit code %d after SIGTERM; stderr:\n%s", code, p.stderr)
+			}
+			logs := p.stderr.String()
+			if got := strings.Contains(logs, "Serving the provider API"); got != tt.infoLogs {
+				t.Errorf("info records logged = %v, want %v; stderr:\n%s", got, tt.infoLogs, logs)
+			}
+			if !tt.infoLogs && logs != "" {
+				t.Errorf("-log-level=%s logged:\n%s", tt.level, logs)
+			}
+		})
+	}
+}
+
+func TestRunVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the provider")
+	}
+	for _, tt := range []struct {
+		args  []string
+		check func(t *testing.T, out string)
+	}{
+		{[]string{"-version"}, func(t *testing.T, out string) {
+			if !strings.HasPrefix(out, "vault-csi-provider ") || strings.Count(out, "\n") != 1 {
+				t.Errorf("-version printed %q, want one line of text", out)
+			}
+		}},
+		{[]string{"--version", "--output=json"}, func(t *testing.T, out string) {
+			var i buildinfo.Info
+			if err := json.Unmarshal([]byte(out), &i); err != nil || i.Version == "" || i.GoVersion == "" || i.Platform == "" {
+				t.Errorf("--output=json printed %q (%v)", out, err)
+			}
+		}},
+		{[]string{"-version", "-output", "json-pretty"}, func(t *testing.T, out string) {
+			if !strings.HasPrefix(out, "{\n  \"version\": ") {
+				t.Errorf("json-pretty printed %q", out)
+			}
+		}},
+		{[]string{"-version", "-output", "yaml"}, func(t *testing.T, out string) {
+			if !strings.HasPrefix(out, "version: ") || !strings.Contains(out, "\ngoVersion: ") {
+				t.Errorf("yaml printed %q", out)
+			}
+		}},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			p := startProvider(t, tt.args, nil)
+			if code := p.wait(t); code != 0 {
+				t.Fatalf("exit %d; stderr:\n%s", code, p.stderr)
+			}
+			tt.check(t, p.stdout.String())
+		})
+	}
+}
+
+func TestRunRejectsBadFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the provider")
+	}
+	for _, tt := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"--log-level=verbose"}, `-log-level "verbose"`},
+		{[]string{"-version", "-output=xml"}, `unknown output format "xml"`},
+		{[]string{"--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
+	} {
+		p := startProvider(t, tt.args, nil)
+		if code := p.wait(t); code != 2 || !strings.Contains(p.stderr.String(), tt.stderr) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tt.args, code, p.stderr, tt.stderr)
+		}
 	}
 }
