@@ -451,15 +451,15 @@ func TestMountAllKeysAndTemplateErrors(t *testing.T) {
 func TestRenderTemplateUnparsed(t *testing.T) {
 	ctx := context.Background()
 	obj := &config.Object{ObjectName: "t", Template: "{{ .Values.a | quote }}"}
-	out, err := renderTemplate(ctx, obj, map[string]any{"a": "x"}, 100)
+	out, err := renderTemplate(ctx, obj, map[string]any{"a": "x"}, tmpl.Limits{MaxOutput: 100})
 	if err != nil || string(out) != `"x"` {
 		t.Fatalf("renderTemplate = %q, %v", out, err)
 	}
 	bad := &config.Object{ObjectName: "t", Template: "{{ "}
-	if _, err := renderTemplate(ctx, bad, nil, 100); !config.IsInputError(err) {
+	if _, err := renderTemplate(ctx, bad, nil, tmpl.Limits{MaxOutput: 100}); !config.IsInputError(err) {
 		t.Fatalf("renderTemplate of a bad template = %v, want an input error", err)
 	}
-	_, err = renderTemplate(ctx, obj, map[string]any{"a": strings.Repeat("x", 200)}, 100)
+	_, err = renderTemplate(ctx, obj, map[string]any{"a": strings.Repeat("x", 200)}, tmpl.Limits{MaxOutput: 100})
 	if !errors.Is(err, tmpl.ErrLimit) {
 		t.Fatalf("oversized output: %v, want ErrLimit", err)
 	}

@@ -11,14 +11,14 @@ import (
 
 // renderTemplate renders a template object over values: the rendered
 // contents of the class's Vault objects by name (a string each, or for an
-// all-keys object a map from key to string). Output beyond maxOutput, and
-// work or loops beyond tmpl's limits, are errors wrapping tmpl.ErrLimit.
-func renderTemplate(ctx context.Context, obj *config.Object, values map[string]any, maxOutput int) ([]byte, error) {
+// all-keys object a map from key to string). Output, work or loops beyond
+// lim are errors wrapping tmpl.ErrLimit.
+func renderTemplate(ctx context.Context, obj *config.Object, values map[string]any, lim tmpl.Limits) ([]byte, error) {
 	t, err := obj.ParsedTemplate()
 	if err != nil {
 		return nil, config.Errorf("object %q: %v", obj.ObjectName, err)
 	}
-	out, err := t.Execute(ctx, values, tmpl.Limits{MaxOutput: maxOutput})
+	out, err := t.Execute(ctx, values, lim)
 	if err != nil {
 		// text/template's messages read "template: NAME:LINE:COL: ..."
 		// with NAME the objectName; they carry no values (see tmpl).
@@ -26,6 +26,37 @@ func renderTemplate(ctx context.Context, obj *config.Object, values map[string]a
 	}
 	return out, nil
 }
+
+// minTemplateWork is the least work budget one template gets however many
+// a class holds.
+const minTemplateWork = 256 << 10
+
+// templateBudget shares one Mount's template limits between its templates:
+// their outputs together may fill the response, and their work together is
+// about tmpl's per-execution default, so a class of many templates costs no
+// more than one large one (each still gets minTemplateWork).
+type templateBudget struct {
+	output  int
+	perWork int
+}
+
+func newTemplateBudget(templates, maxResponseBytes int) *templateBudget {
+	per := tmpl.DefaultMaxWork
+	if templates > 1 {
+		per = max(tmpl.DefaultMaxWork/templates, minTemplateWork)
+	}
+	return &templateBudget{output: maxResponseBytes, perWork: per}
+}
+
+// limits are the next template's limits.
+func (b *templateBudget) limits() tmpl.Limits {
+	// tmpl reads a zero MaxOutput as its default: 1 byte stands for none
+	// left (the response size check catches that last byte).
+	return tmpl.Limits{MaxOutput: max(b.output, 1), MaxWork: b.perWork}
+}
+
+// spend charges a rendered template's output.
+func (b *templateBudget) spend(n int) { b.output -= n }
 
 // checkFiles refuses a mount in which two objects write the same path, or
 // one needs a path to be a file and another a directory. ParseObjects
