@@ -15,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vault-csi-provider/vault-csi-provider/auth"
-	"github.com/vault-csi-provider/vault-csi-provider/cache"
+	"github.com/vault-csi-provider/vault-csi-provider/cmd/provider/app"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/driverclient"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
@@ -210,17 +209,13 @@ type running struct {
 	done   chan error
 }
 
-// newProvider wires a provider as cmd/provider does, with caches whose clock
-// is now (time.Now when nil).
+// newProvider wires a provider with cmd/provider's own wiring and flag
+// defaults, with caches whose clock is now (time.Now when nil).
 func newProvider(vaultAddr string, key objversion.KeySource, now func() time.Time) *provider.Provider {
-	authn := &auth.Authenticator{}
-	return &provider.Provider{
-		Defaults:    config.Defaults{VaultAddress: vaultAddr, AuthMountPath: jwtMount},
-		Vault:       vault.NewPool(vault.Options{MaxRetries: 1}),
-		Auth:        authn,
-		Credentials: cache.New(authn, cache.Options{TokenCacheSize: 100, Now: now}),
-		Keys:        key,
-	}
+	t := app.DefaultTuning()
+	t.CacheSize = 100
+	t.Now = now
+	return app.NewProvider(config.Defaults{VaultAddress: vaultAddr, AuthMountPath: jwtMount}, vault.Options{MaxRetries: 1}, t, nil, key)
 }
 
 func startProvider(vaultAddr string, key objversion.KeySource) (*running, error) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
 	"github.com/vault-csi-provider/vault-csi-provider/cache"
@@ -101,6 +102,20 @@ type Tuning struct {
 	RefreshFraction  float64 // -refresh-fraction
 	FetchConcurrency int     // -fetch-concurrency
 	MaxResponseBytes int     // -max-response-bytes
+	// Now is the caches' clock; nil is time.Now. Tests that move time
+	// forward set it, so they run the production wiring, not a copy.
+	Now func() time.Time
+}
+
+// DefaultTuning is what the provider's flags default to.
+func DefaultTuning() Tuning {
+	return Tuning{
+		CacheSize:        1000,
+		LeaseCacheSize:   cache.DefaultMaxEntries,
+		RefreshFraction:  cache.DefaultRefreshFraction,
+		FetchConcurrency: provider.DefaultFetchConcurrency,
+		MaxResponseBytes: provider.MaxResponseBytes,
+	}
 }
 
 // NewProvider wires a provider.Provider: a Vault client pool, an
@@ -120,6 +135,7 @@ func NewProvider(d config.Defaults, vo vault.Options, t Tuning, kube *kubeapi.Cl
 			TokenCacheSize:  t.CacheSize,
 			LeaseCacheSize:  t.LeaseCacheSize,
 			RefreshFraction: t.RefreshFraction,
+			Now:             t.Now,
 		}),
 		Keys:             keys,
 		FetchConcurrency: t.FetchConcurrency,
