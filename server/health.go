@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,13 +23,29 @@ const HealthCheckTimeout = 2 * time.Second
 // liveness and readiness probes call.
 var HealthPaths = []string{"/healthz", "/readyz", "/health/ready"}
 
+// HealthOption adds to what NewHealthHandler serves.
+type HealthOption func(*http.ServeMux)
+
+// WithPprof serves net/http/pprof's profiles under /debug/pprof/ (-pprof):
+// for profiling a provider under load. Off by default: profiles show
+// code paths and timings, and a CPU profile costs CPU while it runs.
+func WithPprof() HealthOption {
+	return func(mux *http.ServeMux) {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+}
+
 // NewHealthHandler serves the probes (HealthPaths) and /metrics. A probe
 // succeeds only when the driver could reach this provider right now: the
 // socket path must still be lis's own file, and a fresh connection to it
 // must answer Version. A connection kept open across probes would go on
 // answering after the file was removed or taken over, while the driver,
 // which dials the path, could no longer reach this provider.
-func NewHealthHandler(lis *Listener) http.Handler {
+func NewHealthHandler(lis *Listener, opts ...HealthOption) http.Handler {
 	probe := func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), HealthCheckTimeout)
 		defer cancel()
@@ -44,6 +61,9 @@ func NewHealthHandler(lis *Listener) http.Handler {
 		mux.HandleFunc(p, probe)
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	for _, o := range opts {
+		o(mux)
+	}
 	return mux
 }
 

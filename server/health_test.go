@@ -65,6 +65,22 @@ func TestHealthHandler(t *testing.T) {
 	wantProbes(t, h, http.StatusServiceUnavailable, r.path)
 }
 
+// Profiles are served only when asked for (-pprof).
+func TestHealthHandlerPprof(t *testing.T) {
+	r := start(t, time.Minute)
+	if code, _ := get(t, NewHealthHandler(r.lis), "/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ without WithPprof = %d, want 404", code)
+	}
+	h := NewHealthHandler(r.lis, WithPprof())
+	if code, body := get(t, h, "/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("/debug/pprof/ = %d %.200q", code, body)
+	}
+	if code, body := get(t, h, "/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile") {
+		t.Errorf("/debug/pprof/goroutine = %d %.200q", code, body)
+	}
+	wantProbes(t, h, http.StatusOK, "vault-csi-provider")
+}
+
 func TestHealthHandlerVaultHelmPath(t *testing.T) {
 	r := start(t, time.Minute)
 	h := NewHealthHandler(r.lis)

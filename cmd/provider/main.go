@@ -44,6 +44,7 @@ const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccou
 type options struct {
 	endpoint      string
 	healthAddr    string
+	pprof         bool
 	kubeconfig    string
 	kubeQPS       float64
 	kubeBurst     int
@@ -127,6 +128,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	o := &options{}
 	fs.StringVar(&o.endpoint, "endpoint", "/var/run/secrets-store-csi-providers/vault.sock", "Unix socket the driver connects to (path or unix:// URL)")
 	fs.StringVar(&o.healthAddr, "health-addr", ":8080", "address for /healthz, /readyz and /metrics; empty to disable")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on -health-addr (for profiling)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for the Kubernetes API (default: in-cluster config; without either the provider runs without Kubernetes)")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "client-side rate limit for Kubernetes API calls")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "client-side burst for Kubernetes API calls")
@@ -226,7 +228,11 @@ func run(ctx context.Context, o *options) error {
 	gs := server.NewGRPC(p, buildinfo.Get(), o.grpc)
 
 	if o.healthAddr != "" {
-		hs := &http.Server{Addr: o.healthAddr, Handler: server.NewHealthHandler(lis), ReadHeaderTimeout: 5 * time.Second}
+		var hopts []server.HealthOption
+		if o.pprof {
+			hopts = append(hopts, server.WithPprof())
+		}
+		hs := &http.Server{Addr: o.healthAddr, Handler: server.NewHealthHandler(lis, hopts...), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				klog.ErrorS(err, "Health endpoint failed", "addr", o.healthAddr)

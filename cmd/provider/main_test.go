@@ -42,6 +42,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	}{
 		{"endpoint", o.endpoint, "/var/run/secrets-store-csi-providers/vault.sock"},
 		{"health-addr", o.healthAddr, ":8080"},
+		{"pprof", o.pprof, false},
 		{"vault-addr", o.defaults.VaultAddress, "https://127.0.0.1:8200"},
 		{"vault-mount", o.defaults.AuthMountPath, "kubernetes"},
 		{"vault-namespace", o.defaults.VaultNamespace, ""},
@@ -186,9 +187,9 @@ func TestParseFlagsEnvironment(t *testing.T) {
 		},
 		{
 			name: "other flags",
-			args: []string{"-endpoint", "unix:///tmp/v.sock", "-health-addr", "", "-shutdown-grace", "3s", "-fetch-concurrency", "9", "-max-response-bytes", "1024", "-debug", "-vault-mount", "jwt", "-vault-timeout", "7s"},
+			args: []string{"-endpoint", "unix:///tmp/v.sock", "-health-addr", "", "-shutdown-grace", "3s", "-fetch-concurrency", "9", "-max-response-bytes", "1024", "-debug", "-vault-mount", "jwt", "-vault-timeout", "7s", "-pprof"},
 			check: func(t *testing.T, o *options) {
-				if o.endpoint != "unix:///tmp/v.sock" || o.healthAddr != "" || o.grace != 3*time.Second ||
+				if o.endpoint != "unix:///tmp/v.sock" || o.healthAddr != "" || o.grace != 3*time.Second || !o.pprof ||
 					o.fetchConc != 9 || o.maxResponse != 1024 || !o.debug || o.defaults.AuthMountPath != "jwt" ||
 					o.vaultOpts.Timeout != 7*time.Second {
 					t.Errorf("options = %+v", o)
