@@ -106,7 +106,7 @@ func newProvider(v *vaulttest.Server) *Provider {
 	}
 }
 
-func mountRequest(t *testing.T, objects string, withToken bool) *pb.MountRequest {
+func mountRequest(t testing.TB, objects string, withToken bool) *pb.MountRequest {
 	t.Helper()
 	a := map[string]string{
 		config.ParamRoleName:          "app",
