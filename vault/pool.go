@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +28,15 @@ type Options struct {
 	// names is one, so without a bound tenants could grow it without end.
 	MaxClients int
 }
+
+// maxIdleConnsPerHost is how many idle connections a transport keeps to
+// its Vault server: as many as the provider's Mounts make requests at once
+// by default (-max-concurrent-mounts 32 x -fetch-concurrency 4). With
+// go-cleanhttp's GOMAXPROCS+1 a busy node opened (and closed, leaving
+// TIME_WAIT behind) a TCP connection for most requests, which cost the
+// provider more CPU than the rest of a rotation poll together. Idle ones
+// close after IdleConnTimeout.
+const maxIdleConnsPerHost = 128
 
 // DefaultOptions are used for zero fields of Options.
 var DefaultOptions = Options{
@@ -252,11 +260,11 @@ func (p *Pool) newTransport(k transportKey) (*transport, error) {
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
+		MaxIdleConns:          maxIdleConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: 1 * time.Second,
-		MaxIdleConnsPerHost:   runtime.GOMAXPROCS(0) + 1,
+		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
 		TLSClientConfig:       tc,
 	}
 	hc := &http.Client{

@@ -323,3 +323,72 @@ func TestPoolRefusesUserinfo(t *testing.T) {
 		t.Errorf("message %q echoes the credentials", err)
 	}
 }
+
+// TestPoolKeepsConnectionsForConcurrentRequests: a busy node's Mounts make
+// up to -max-concurrent-mounts x -fetch-concurrency requests at once; the
+// next round of them must reuse those connections instead of dialing
+// (go-cleanhttp's pool kept GOMAXPROCS+1 and dialed the rest every time).
+func TestPoolKeepsConnectionsForConcurrentRequests(t *testing.T) {
+	const inFlight = 64
+	var (
+		mu       sync.Mutex
+		dialed   int
+		arrived  int
+		released = make(chan struct{})
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Hold each round until all its requests are in flight at once.
+		mu.Lock()
+		arrived++
+		if arrived%inFlight == 0 {
+			close(released)
+		}
+		ch := released
+		mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+		}
+		w.Write([]byte(`{"data":{"k":"v"}}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			dialed++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := newClient(t, Options{MaxRetries: 0}, Target{Address: srv.URL})
+
+	round := func() {
+		mu.Lock()
+		released = make(chan struct{})
+		mu.Unlock()
+		var wg sync.WaitGroup
+		for range inFlight {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := c.Do(context.Background(), "t", config.Request{Method: "GET", Path: "secret/x"}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	round()
+	mu.Lock()
+	first := dialed
+	mu.Unlock()
+	if first != inFlight {
+		t.Fatalf("%d connections for %d concurrent requests", first, inFlight)
+	}
+	round()
+	mu.Lock()
+	defer mu.Unlock()
+	if dialed != first {
+		t.Errorf("the second round of %d concurrent requests dialed %d new connections, want 0 (kept alive)", inFlight, dialed-first)
+	}
+}
