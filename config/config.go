@@ -131,6 +131,12 @@ func (c *Config) TokenAudience() string {
 // Parse validates a Mount request's attributes, secrets and permission, all as
 // the driver sends them (JSON strings), against the provider defaults.
 func Parse(attributesJSON, secretsJSON, permissionJSON string, d Defaults) (*Config, error) {
+	return ParseCached(attributesJSON, secretsJSON, permissionJSON, d, nil)
+}
+
+// ParseCached is Parse with the objects parameter parsed through classes
+// (nil: parsed every time): a class the cache holds is not parsed again.
+func ParseCached(attributesJSON, secretsJSON, permissionJSON string, d Defaults, classes *Classes) (*Config, error) {
 	lim := d.Limits.WithDefaults()
 	if err := lim.checkAttributes(attributesJSON); err != nil {
 		return nil, err
@@ -250,7 +256,7 @@ func Parse(attributesJSON, secretsJSON, permissionJSON string, d Defaults) (*Con
 	}
 	c.Token = tok
 
-	c.Objects, err = parseObjects(attrs[ParamObjects], lim)
+	c.Objects, err = classes.objects(attrs[ParamObjects], lim)
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,10 @@ type Object struct {
 
 	// parsed is Template, parsed and checked by ParseObjects.
 	parsed *tmpl.Template
+	// derived holds what ParseObjects computed from the object alone
+	// (its Request, its VersionConfig). Objects from ParseObjects are
+	// read-only: a cached class shares them between Mounts.
+	derived *derived
 }
 
 // IsAllKeys reports whether the object writes every key of its secret

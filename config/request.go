@@ -22,18 +22,37 @@ type Request struct {
 	Query url.Values
 	// Body is the JSON body for PUT/POST, nil otherwise.
 	Body []byte
+
+	// key is Key, computed once for the requests of parsed objects.
+	key string
 }
 
 // Key identifies a request: method, path, query and body.
 func (r Request) Key() string {
+	if r.key != "" {
+		return r.key
+	}
+	return r.computeKey()
+}
+
+func (r Request) computeKey() string {
 	return r.Method + " " + r.Path + "?" + r.Query.Encode() + "\x00" + string(r.Body)
 }
 
-// Request returns the Vault request for the object.
+// Request returns the Vault request for the object. For an object from
+// ParseObjects it was made once, when the object was parsed: its Query
+// and Body are shared and must not be modified.
 func (o *Object) Request() (Request, error) {
 	if o.IsTemplate() {
 		return Request{}, errors.New("a template object makes no Vault request")
 	}
+	if o.derived != nil {
+		return o.derived.req, o.derived.reqErr
+	}
+	return o.request()
+}
+
+func (o *Object) request() (Request, error) {
 	r := Request{Method: o.Method}
 	if r.Method == "" {
 		r.Method = http.MethodGet

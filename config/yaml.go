@@ -66,6 +66,9 @@ func parseObjects(s string, lim Limits) ([]Object, error) {
 	if err := checkTemplates(objs, seen); err != nil {
 		return nil, err
 	}
+	for i := range objs {
+		objs[i].derive()
+	}
 	return objs, nil
 }
 

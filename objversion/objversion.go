@@ -16,7 +16,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"sort"
@@ -139,7 +138,7 @@ func keyFrom(sec *corev1.Secret) ([]byte, error) {
 
 // Version returns the version string of an object with the given contents.
 func Version(key []byte, obj *config.Object, contents []byte) (string, error) {
-	cfg, err := json.Marshal(obj)
+	cfg, err := obj.VersionConfig()
 	if err != nil {
 		return "", fmt.Errorf("encoding object %q: %w", obj.ObjectName, err)
 	}
@@ -161,7 +160,7 @@ type File struct {
 // file's name and contents, in name order: any added, removed, renamed or
 // changed file changes the version; the order the files come in does not.
 func VersionFiles(key []byte, obj *config.Object, files []File) (string, error) {
-	cfg, err := json.Marshal(obj)
+	cfg, err := obj.VersionConfig()
 	if err != nil {
 		return "", fmt.Errorf("encoding object %q: %w", obj.ObjectName, err)
 	}

@@ -51,6 +51,7 @@ func BenchmarkMountRotationPoll(b *testing.B) {
 		Vault:       vault.NewPool(vault.Options{MaxRetries: 0}),
 		Auth:        authn,
 		Credentials: cache.New(authn, cache.Options{TokenCacheSize: 10}),
+		Classes:     config.NewClasses(0, 0),
 		Keys:        objversion.StaticKey([]byte("0123456789abcdef0123456789abcdef")),
 	}
 	req := mountRequest(b, benchObjects, true)

@@ -31,7 +31,10 @@ type Provider struct {
 	// Credentials caches Vault tokens and leased answers per pod identity;
 	// nil logs in every Mount and reads Vault every time.
 	Credentials *cache.Cache
-	Keys        objversion.KeySource
+	// Classes caches parsed objects parameters between Mounts; nil parses
+	// every Mount's.
+	Classes *config.Classes
+	Keys    objversion.KeySource
 	// FetchConcurrency bounds concurrent Vault calls in one Mount.
 	FetchConcurrency int
 	// MaxResponseBytes overrides MaxResponseBytes when set (for drivers run
@@ -50,7 +53,7 @@ func (p *Provider) Mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 }
 
 func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountResponse, error) {
-	cfg, err := config.Parse(req.GetAttributes(), req.GetSecrets(), req.GetPermission(), p.Defaults)
+	cfg, err := config.ParseCached(req.GetAttributes(), req.GetSecrets(), req.GetPermission(), p.Defaults, p.Classes)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	pb "sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
+	"github.com/vault-csi-provider/vault-csi-provider/cache"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
@@ -346,5 +349,54 @@ func TestMountFetchConcurrency(t *testing.T) {
 				t.Errorf("%d reads, want 10", n)
 			}
 		})
+	}
+}
+
+// With every cache on (tokens, certificates, parsed classes), a rotation
+// poll still reads KV: a changed secret shows on the next poll, with a new
+// version for its object only.
+func TestMountRotationSeesKVChange(t *testing.T) {
+	v := newVault(t)
+	v.SetPKIRole("r", vaulttest.PKIRole{})
+	authn := &auth.Authenticator{}
+	p := newProvider(v)
+	p.Credentials = cache.New(authn, cache.Options{TokenCacheSize: 10})
+	p.Classes = config.NewClasses(0, 0)
+	req := mountRequest(t, `
+- {objectName: user, secretPath: secret/data/app, secretKey: username}
+- {objectName: port, secretPath: secret/data/app, secretKey: port}
+- {objectName: tls.crt, secretPath: pki/issue/r, method: PUT, secretArgs: {common_name: a.example}, secretKey: certificate}
+`, true)
+	first, err := p.Mount(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := p.Mount(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(versions(same), versions(first)) {
+		t.Fatalf("versions changed without a change: %v, then %v", versions(first), versions(same))
+	}
+	v.PutKV2("secret/data/app", map[string]any{"username": "new-user", "port": 5432})
+	next, err := p.Mount(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fileContents(next, "user"); got != "new-user" {
+		t.Errorf("user = %q after the secret changed, want new-user", got)
+	}
+	was, now := versions(first), versions(next)
+	if now["user"] == was["user"] || now["port"] != was["port"] || now["tls.crt"] != was["tls.crt"] {
+		t.Errorf("versions %v, then %v: want only user's changed", was, now)
+	}
+	if n := v.Count(http.MethodGet, "secret/data/app"); n != 3 {
+		t.Errorf("%d KV reads for 3 polls, want 3", n)
+	}
+	if n := v.Count(http.MethodPut, "pki/issue/r"); n != 1 {
+		t.Errorf("%d certificates for 3 polls, want 1 (cached)", n)
+	}
+	if p.Classes.Len() != 1 {
+		t.Errorf("%d classes cached, want 1", p.Classes.Len())
 	}
 }

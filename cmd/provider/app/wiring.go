@@ -137,6 +137,7 @@ func NewProvider(d config.Defaults, vo vault.Options, t Tuning, kube *kubeapi.Cl
 			RefreshFraction: t.RefreshFraction,
 			Now:             t.Now,
 		}),
+		Classes:          config.NewClasses(0, 0),
 		Keys:             keys,
 		FetchConcurrency: t.FetchConcurrency,
 		MaxResponseBytes: t.MaxResponseBytes,
