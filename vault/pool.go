@@ -27,16 +27,15 @@ type Options struct {
 	// every distinct address, namespace and TLS setting a SecretProviderClass
 	// names is one, so without a bound tenants could grow it without end.
 	MaxClients int
+	// MaxConnections bounds the connections to one Vault address (per TLS
+	// setting, shared by its namespaces), idle or busy
+	// (-vault-max-connections); requests beyond it wait for one. The
+	// idle ones are kept for the next request: with go-cleanhttp's
+	// GOMAXPROCS+1 idle connections a busy node dialed (and closed,
+	// leaving TIME_WAIT behind) a connection for most requests, which
+	// cost the provider more CPU than the rest of a rotation poll.
+	MaxConnections int
 }
-
-// maxIdleConnsPerHost is how many idle connections a transport keeps to
-// its Vault server: as many as the provider's Mounts make requests at once
-// by default (-max-concurrent-mounts 32 x -fetch-concurrency 4). With
-// go-cleanhttp's GOMAXPROCS+1 a busy node opened (and closed, leaving
-// TIME_WAIT behind) a TCP connection for most requests, which cost the
-// provider more CPU than the rest of a rotation poll together. Idle ones
-// close after IdleConnTimeout.
-const maxIdleConnsPerHost = 128
 
 // DefaultOptions are used for zero fields of Options.
 var DefaultOptions = Options{
@@ -45,6 +44,10 @@ var DefaultOptions = Options{
 	MinRetryWait: 100 * time.Millisecond,
 	MaxRetryWait: time.Second,
 	MaxClients:   256,
+	// A node's Mounts could make 128 requests at once (-max-concurrent-
+	// mounts 32 x -fetch-concurrency 4); Vault answers them no faster
+	// for it, and each connection costs the provider memory.
+	MaxConnections: 32,
 }
 
 // Target says which Vault server to talk to and how.
@@ -116,6 +119,9 @@ func NewPool(opts Options) *Pool {
 	}
 	if opts.MaxClients <= 0 {
 		opts.MaxClients = DefaultOptions.MaxClients
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = DefaultOptions.MaxConnections
 	}
 	return &Pool{
 		opts:       opts,
@@ -260,11 +266,12 @@ func (p *Pool) newTransport(k transportKey) (*transport, error) {
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          maxIdleConnsPerHost,
+		MaxIdleConns:          p.opts.MaxConnections,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: 1 * time.Second,
-		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
+		MaxIdleConnsPerHost:   p.opts.MaxConnections,
+		MaxConnsPerHost:       p.opts.MaxConnections,
 		TLSClientConfig:       tc,
 	}
 	hc := &http.Client{

@@ -324,12 +324,12 @@ func TestPoolRefusesUserinfo(t *testing.T) {
 	}
 }
 
-// TestPoolKeepsConnectionsForConcurrentRequests: a busy node's Mounts make
-// up to -max-concurrent-mounts x -fetch-concurrency requests at once; the
-// next round of them must reuse those connections instead of dialing
-// (go-cleanhttp's pool kept GOMAXPROCS+1 and dialed the rest every time).
+// TestPoolKeepsConnectionsForConcurrentRequests: the next round of
+// concurrent requests reuses the connections of the last instead of
+// dialing (go-cleanhttp's pool kept GOMAXPROCS+1 and dialed the rest every
+// time).
 func TestPoolKeepsConnectionsForConcurrentRequests(t *testing.T) {
-	const inFlight = 64
+	const inFlight = 24
 	var (
 		mu       sync.Mutex
 		dialed   int
@@ -390,5 +390,55 @@ func TestPoolKeepsConnectionsForConcurrentRequests(t *testing.T) {
 	defer mu.Unlock()
 	if dialed != first {
 		t.Errorf("the second round of %d concurrent requests dialed %d new connections, want 0 (kept alive)", inFlight, dialed-first)
+	}
+}
+
+// TestPoolBoundsConnections: more concurrent requests than MaxConnections
+// wait for a connection; none fails, and Vault never sees more at once.
+func TestPoolBoundsConnections(t *testing.T) {
+	const limit, requests = 5, 40
+	var (
+		mu                sync.Mutex
+		dialed, now, most int
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		now++
+		most = max(most, now)
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		now--
+		mu.Unlock()
+		w.Write([]byte(`{"data":{"k":"v"}}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			dialed++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := newClient(t, Options{MaxRetries: 0, MaxConnections: limit}, Target{Address: srv.URL})
+	var wg sync.WaitGroup
+	for range requests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Do(context.Background(), "t", config.Request{Method: "GET", Path: "secret/x"}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if most > limit || dialed > limit {
+		t.Errorf("%d requests at once over %d connections, want at most %d", most, dialed, limit)
+	}
+	if most < 2 {
+		t.Errorf("at most %d request at once: the requests did not run concurrently", most)
 	}
 }

@@ -50,6 +50,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		{"max retries", o.vaultOpts.MaxRetries, vault.DefaultOptions.MaxRetries},
 		{"timeout", o.vaultOpts.Timeout, vault.DefaultOptions.Timeout},
 		{"client cache", o.vaultOpts.MaxClients, vault.DefaultOptions.MaxClients},
+		{"vault max connections", o.vaultOpts.MaxConnections, vault.DefaultOptions.MaxConnections},
 		{"allowed addresses", len(o.defaults.AllowedVaultAddresses), 0},
 		{"fetch concurrency", o.fetchConc, provider.DefaultFetchConcurrency},
 		{"max response", o.maxResponse, provider.MaxResponseBytes},
@@ -175,13 +176,13 @@ func TestParseFlagsEnvironment(t *testing.T) {
 		},
 		{
 			name: "allowed Vault addresses",
-			args: []string{"-allowed-vault-addresses", " https://vault-2:8200, ,https://vault-* ", "-vault-client-cache-size", "9"},
+			args: []string{"-allowed-vault-addresses", " https://vault-2:8200, ,https://vault-* ", "-vault-client-cache-size", "9", "-vault-max-connections", "7"},
 			check: func(t *testing.T, o *options) {
 				if got := strings.Join(o.defaults.AllowedVaultAddresses, "|"); got != "https://vault-2:8200|https://vault-*" {
 					t.Errorf("AllowedVaultAddresses = %q", o.defaults.AllowedVaultAddresses)
 				}
-				if o.vaultOpts.MaxClients != 9 {
-					t.Errorf("MaxClients = %d", o.vaultOpts.MaxClients)
+				if o.vaultOpts.MaxClients != 9 || o.vaultOpts.MaxConnections != 7 {
+					t.Errorf("MaxClients = %d, MaxConnections = %d", o.vaultOpts.MaxClients, o.vaultOpts.MaxConnections)
 				}
 			},
 		},
@@ -242,6 +243,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"bad allow-list entry", []string{"-allowed-vault-addresses", "https://vault:8200/v1"}, "-allowed-vault-addresses: entry 1"},
 		{"allow-list entry with credentials", []string{"-allowed-vault-addresses", "https://admin:hunter2@vault:8200"}, "(not shown: it contains '@')"},
 		{"client cache of 0", []string{"-vault-client-cache-size", "0"}, "-vault-client-cache-size 0"},
+		{"no Vault connections", []string{"-vault-max-connections", "0"}, "-vault-max-connections 0 must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -267,6 +267,9 @@ func run(o options) error {
 	if pid > 0 {
 		fmt.Printf("\nprovider RSS idle: %.1f MiB\n", idleRSS)
 		fmt.Printf("provider RSS after %d pods: %.1f MiB  (target <= 30)\n", o.pods, rssMiB(pid))
+		if healthURL != "" && o.cpuProfile != "" {
+			fmt.Printf("  %s\n", goMemory(healthURL))
+		}
 		if o.identities > 0 {
 			many, err := newPods(o.identities, 100000, "many")
 			if err != nil {
@@ -276,6 +279,9 @@ func run(o options) error {
 				return fmt.Errorf("mounting %d identities: %w", o.identities, err)
 			}
 			fmt.Printf("provider RSS after %d more identities: %.1f MiB  (target <= 60)\n", o.identities, rssMiB(pid))
+			if healthURL != "" && o.cpuProfile != "" {
+				fmt.Printf("  %s\n", goMemory(healthURL))
+			}
 		}
 	}
 	return nil
@@ -580,6 +586,32 @@ func cpuTime(pid int) time.Duration {
 	}
 	// In clock ticks: USER_HZ, 100 on Linux.
 	return time.Duration(utime+stime) * (time.Second / 100)
+}
+
+// goMemory summarizes the Go runtime's memory and goroutines, from the
+// provider's -pprof endpoint.
+func goMemory(healthURL string) string {
+	get := func(path string) string {
+		resp, err := http.Get(healthURL + path)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	out := []string{}
+	for _, line := range strings.Split(get("/debug/pprof/heap?debug=1"), "\n") {
+		for _, f := range []string{"# Sys = ", "# HeapInuse = ", "# Stack = "} {
+			if v, ok := strings.CutPrefix(line, f); ok {
+				v, _, _ = strings.Cut(v, " ") // Stack is "inuse / sys"
+				n, _ := strconv.ParseFloat(v, 64)
+				out = append(out, fmt.Sprintf("%s %.1f MiB", strings.TrimSuffix(f[2:], " = "), n/(1<<20)))
+			}
+		}
+	}
+	g, _, _ := strings.Cut(get("/debug/pprof/goroutine?debug=1"), "\n")
+	return "Go runtime: " + strings.Join(out, ", ") + "; " + g
 }
 
 func perMount(d time.Duration, mounts int) float64 {

@@ -24,7 +24,8 @@ import (
 
 // VaultFlags registers the Vault flags (-vault-addr, -vault-mount,
 // -vault-namespace, -vault-tls-*, -allowed-vault-addresses,
-// -vault-max-retries, -vault-timeout, -vault-client-cache-size) on fs.
+// -vault-max-retries, -vault-timeout, -vault-client-cache-size,
+// -vault-max-connections) on fs.
 // Their defaults come from the VAULT_* environment read through getenv, so the
 // precedence is environment < flag < SecretProviderClass parameter. Call
 // CheckVaultFlags after parsing.
@@ -66,6 +67,7 @@ func VaultFlags(fs *flag.FlagSet, d *config.Defaults, o *vault.Options, getenv f
 	fs.IntVar(&o.MaxRetries, "vault-max-retries", envInt("VAULT_MAX_RETRIES", vault.DefaultOptions.MaxRetries), "retries of a Vault call on connection errors and 5xx [$VAULT_MAX_RETRIES]")
 	fs.DurationVar(&o.Timeout, "vault-timeout", vault.DefaultOptions.Timeout, "timeout of one Vault HTTP attempt")
 	fs.IntVar(&o.MaxClients, "vault-client-cache-size", vault.DefaultOptions.MaxClients, "Vault clients kept (one per address, namespace and TLS setting, LRU); the least recently used one's idle connections are closed")
+	fs.IntVar(&o.MaxConnections, "vault-max-connections", vault.DefaultOptions.MaxConnections, "connections kept to one Vault address, busy or idle; more requests at once wait for one")
 }
 
 // CheckVaultFlags checks the parsed Vault flags: no credentials in
@@ -77,6 +79,9 @@ func CheckVaultFlags(d *config.Defaults, o *vault.Options) error {
 	}
 	if o.MaxClients < 1 {
 		return fmt.Errorf("-vault-client-cache-size %d must be at least 1", o.MaxClients)
+	}
+	if o.MaxConnections < 1 {
+		return fmt.Errorf("-vault-max-connections %d must be at least 1", o.MaxConnections)
 	}
 	return nil
 }
