@@ -222,6 +222,16 @@ func (p *Pool) dropLocked(e *list.Element) {
 	c.t.tr.CloseIdleConnections()
 }
 
+// CloseIdleConnections closes the connections the pool keeps open for the
+// next requests (see Options.MaxConnections); busy ones are left alone.
+func (p *Pool) CloseIdleConnections() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.transports {
+		t.tr.CloseIdleConnections()
+	}
+}
+
 // transport returns the shared transport for k, building it (reading the
 // TLS files) without holding the pool's lock; concurrent callers for the
 // same k wait for the one build.

@@ -442,3 +442,48 @@ func TestPoolBoundsConnections(t *testing.T) {
 		t.Errorf("at most %d request at once: the requests did not run concurrently", most)
 	}
 }
+
+func TestPoolCloseIdleConnections(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		closed int
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"data":{"k":"v"}}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			mu.Lock()
+			closed++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	p := NewPool(Options{})
+	c, err := p.Client(Target{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(context.Background(), "t", config.Request{Method: "GET", Path: "secret/x"}); err != nil {
+		t.Fatal(err)
+	}
+	p.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := closed
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections closed, want the idle one", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The client still works: it dials again.
+	if _, err := c.Do(context.Background(), "t", config.Request{Method: "GET", Path: "secret/x"}); err != nil {
+		t.Fatal(err)
+	}
+}
