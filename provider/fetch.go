@@ -141,7 +141,7 @@ func (p *Provider) fetch(ctx context.Context, vc *vault.Client, tok *vault.Token
 	)
 	for _, j := range jobs {
 		wg.Add(1)
-		go func() {
+		fetchWorkers.Go(func() {
 			defer wg.Done()
 			select {
 			case sem <- struct{}{}:
@@ -160,7 +160,7 @@ func (p *Provider) fetch(ctx context.Context, vc *vault.Client, tok *vault.Token
 				return
 			}
 			answers[j.req.Key()] = resp
-		}()
+		})
 	}
 	wg.Wait()
 	if firstErr != nil {

@@ -1,0 +1,53 @@
+package provider
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Every function runs, all at once if they are handed over at once, and
+// a worker that finished is reused.
+func TestWorkers(t *testing.T) {
+	w := &workers{work: make(chan func())}
+	const n = 20
+	var (
+		wg      sync.WaitGroup
+		running atomic.Int32
+		release = make(chan struct{})
+	)
+	for range n {
+		wg.Add(1)
+		w.Go(func() {
+			defer wg.Done()
+			running.Add(1)
+			<-release
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for running.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d functions running: one waits for a worker", running.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+
+	// An idle worker takes the next function.
+	taken := make(chan bool)
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		select {
+		case w.work <- func() { taken <- true }:
+			<-taken
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no idle worker took a function")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
