@@ -180,22 +180,3 @@ func (c *Client) failure(ctx context.Context, op string, err error) error {
 	}
 	return &UnreachableError{Op: op, Addr: c.addr, Err: scrub(err)}
 }
-
-// parseSecret is api.ParseSecret of body, decoded once: ParseSecret copies
-// the body twice before decoding it, which on a busy node cost as much as
-// the decoding. Numbers stay json.Number. An answer without any of the
-// envelope's fields (Vault's raw answers, or only errors) goes to
-// ParseSecret itself, which knows what to make of those.
-func parseSecret(body []byte) (*api.Secret, error) {
-	var s api.Secret
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&s); err != nil {
-		return nil, err
-	}
-	if s.RequestID == "" && s.LeaseID == "" && s.LeaseDuration == 0 && !s.Renewable && s.Data == nil &&
-		s.Warnings == nil && s.Auth == nil && s.WrapInfo == nil && s.MountType == "" {
-		return api.ParseSecret(bytes.NewReader(body))
-	}
-	return &s, nil
-}

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
 )
@@ -276,35 +274,5 @@ func TestDoContextCanceled(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("message %q contains the query", err)
-	}
-}
-
-// parseSecret is api.ParseSecret: the same Secret, the same errors.
-func TestParseSecretIsAPIParseSecret(t *testing.T) {
-	bodies := []string{
-		`{"request_id":"r","lease_id":"","renewable":false,"lease_duration":0,"data":{"data":{"k":"v","n":12345678901234567890,"f":1.50},"metadata":{"version":3,"created_time":"2024-01-01T00:00:00Z"}},"wrap_info":null,"warnings":null,"auth":null,"mount_type":"kv"}`,
-		`{"lease_id":"database/creds/r/abc","renewable":true,"lease_duration":3600,"data":{"username":"u","password":"p"}}`,
-		`{"auth":{"client_token":"t","accessor":"a","lease_duration":60,"renewable":true,"policies":["x"]}}`,
-		`{"data":{}}`,
-		`{"warnings":[]}`,
-		`{"keys":["a","b"],"n":1}`,
-		`{"errors":[]}`,
-		`{"errors":["boom","again"],"other":1}`,
-		`{"data":{"k":"v"}} trailing`,
-		`{}`,
-		`null`,
-		`{"data":`,
-		`[1,2]`,
-	}
-	for _, b := range bodies {
-		got, gotErr := parseSecret([]byte(b))
-		want, wantErr := api.ParseSecret(strings.NewReader(b))
-		if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
-			t.Errorf("%s: error %v, api.ParseSecret %v", b, gotErr, wantErr)
-			continue
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s:\n got %#v\nwant %#v", b, got, want)
-		}
 	}
 }
