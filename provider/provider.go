@@ -97,6 +97,10 @@ func (p *Provider) mount(ctx context.Context, req *pb.MountRequest) (*pb.MountRe
 		return nil, err
 	}
 	metrics.Objects.Add(float64(len(resp.Files)))
-	logger.V(2).Info("Mounted objects", "objects", len(resp.Files), "bytes", total, "vaultCalls", len(answers), "took", time.Since(start))
+	// Guarded: the arguments would be built (and allocated) on every
+	// Mount even when the level is off.
+	if v := logger.V(2); v.Enabled() {
+		v.Info("Mounted objects", "objects", len(resp.Files), "bytes", total, "vaultCalls", len(answers), "took", time.Since(start))
+	}
 	return resp, nil
 }

@@ -149,8 +149,8 @@ func observe(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler g
 	metrics.GRPCDuration.WithLabelValues(method).Observe(took.Seconds())
 	if err != nil {
 		logger.Error(err, "Request failed", "code", code.String(), "took", took)
-	} else {
-		logger.V(3).Info("Request served", "took", took)
+	} else if v := logger.V(3); v.Enabled() { // guarded: took would be boxed on every call
+		v.Info("Request served", "took", took)
 	}
 	return resp, err
 }
