@@ -328,5 +328,8 @@ func (p *Pool) newAPIClient(addr string, hc *http.Client) (*api.Client, error) {
 	// environment; the provider must only ever act as the pod.
 	c.ClearToken()
 	c.ClearNamespace()
+	// The default asks the environment ($VAULT_WRAP_TTL) on every
+	// request; a wrapped answer holds no secret to mount.
+	c.SetWrappingLookupFunc(func(string, string) string { return "" })
 	return c, nil
 }

@@ -137,6 +137,25 @@ func TestClientIgnoresEnvironmentToken(t *testing.T) {
 	}
 }
 
+// $VAULT_WRAP_TTL would have Vault answer with a wrapping token instead of
+// the secret.
+func TestClientIgnoresWrapTTL(t *testing.T) {
+	t.Setenv("VAULT_WRAP_TTL", "5m")
+	v := vaulttest.New(t, vaulttest.AnyToken())
+	v.PutKV2("secret/data/app", map[string]any{"k": "v"})
+	c := newClient(t, Options{}, Target{Address: v.URL()})
+	resp, err := c.Do(context.Background(), "t", config.Request{Method: "GET", Path: "secret/data/app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := last(t, v).Header.Get("X-Vault-Wrap-TTL"); w != "" {
+		t.Errorf("Do sent X-Vault-Wrap-TTL %q from the environment", w)
+	}
+	if resp.Secret.Data == nil {
+		t.Error("no data in the answer")
+	}
+}
+
 func TestClientIgnoresAgentAddress(t *testing.T) {
 	t.Setenv("VAULT_AGENT_ADDR", "http://127.0.0.1:1")
 	v := vaulttest.New(t, vaulttest.AnyToken())
