@@ -91,6 +91,7 @@ func TestMountFailover(t *testing.T) {
 		want        codes.Code
 		servedBy    int      // the position that served, when want is OK
 		wantMsg     []string // SECOND stands for the second Vault's URL
+		movesOn     bool     // a failing Mount tried the second address
 		secondAsked bool     // by a failing Mount (a closed Vault counts nothing)
 		firstReads  int      // -1: not checked
 	}{
@@ -193,6 +194,7 @@ func TestMountFailover(t *testing.T) {
 			},
 			want:        codes.Unavailable,
 			wantMsg:     []string{"all 2 Vault addresses failed; the last:", "Vault answered 503: Vault is sealed"},
+			movesOn:     true,
 			secondAsked: true,
 			firstReads:  1,
 		},
@@ -204,12 +206,14 @@ func TestMountFailover(t *testing.T) {
 			},
 			want:       codes.Unavailable,
 			wantMsg:    []string{"all 2 Vault addresses failed; the last:", "cannot reach Vault at " + "SECOND"},
+			movesOn:    true,
 			firstReads: 0,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			withAndWithoutCache(t, func(t *testing.T, p *Provider) {
+				logs := captureLogs(t)
 				first, second, req := failoverPair(t)
 				tt.fault(first, second)
 				before := served()
@@ -255,6 +259,14 @@ func TestMountFailover(t *testing.T) {
 						t.Error("the second Vault was not asked")
 					}
 				}
+				// The log says which address failed, when one was left for
+				// another.
+				movedOn := (tt.want == codes.OK && tt.servedBy == 1) || tt.movesOn
+				logged := strings.Contains(logs.String(), `"Vault address failed; trying the next one"`) &&
+					strings.Contains(logs.String(), `address="`+first.URL()+`"`)
+				if logged != movedOn {
+					t.Errorf("moved on to the second address: %v; logged so: %v\n%s", movedOn, logged, logs)
+				}
 				if n := first.Count("GET", "secret/data/app"); tt.firstReads >= 0 && n != tt.firstReads {
 					t.Errorf("the first Vault got %d reads, want %d", n, tt.firstReads)
 				}
@@ -270,6 +282,7 @@ func TestMountFailoverHangUntilDeadline(t *testing.T) {
 	for _, prefix := range []string{"auth/", "secret/"} {
 		t.Run("hang at "+prefix, func(t *testing.T) {
 			withAndWithoutCache(t, func(t *testing.T, p *Provider) {
+				logs := captureLogs(t)
 				first, second, req := failoverPair(t)
 				release := first.Hold(prefix)
 				defer release()
@@ -294,6 +307,10 @@ func TestMountFailoverHangUntilDeadline(t *testing.T) {
 				if n := second.Count("", ""); n != 0 {
 					t.Errorf("the second Vault got %d requests after the deadline: %v", n, second.Calls())
 				}
+				// Nor was it set off without a request: the log would say.
+				if out := logs.String(); strings.Contains(out, "trying the next one") {
+					t.Errorf("after the deadline the provider moved on to the next address:\n%s", out)
+				}
 				if after := served(); after != before {
 					t.Errorf("vault_address_served_total moved from %v to %v", before, after)
 				}
@@ -305,6 +322,7 @@ func TestMountFailoverHangUntilDeadline(t *testing.T) {
 // A hang shorter than the Mount's deadline, cut by the per-attempt timeout
 // (-vault-timeout), is a connection error: the second address serves.
 func TestMountFailoverAttemptTimeout(t *testing.T) {
+	logs := captureLogs(t)
 	first, second, req := failoverPair(t)
 	p := addressedProvider()
 	p.Vault = vault.NewPool(vault.Options{MaxRetries: 0, Timeout: 200 * time.Millisecond})
@@ -325,6 +343,9 @@ func TestMountFailoverAttemptTimeout(t *testing.T) {
 	}
 	if first.Count("GET", "secret/data/app") == 0 {
 		t.Error("the first Vault was never asked: the hang was not exercised")
+	}
+	if out := logs.String(); !strings.Contains(out, `address="`+first.URL()+`"`) {
+		t.Errorf("the log does not name the address that hung:\n%s", out)
 	}
 	if second.Count("GET", "secret/data/app") != 1 {
 		t.Errorf("the second Vault got %v, want one read", second.Calls())
