@@ -277,7 +277,7 @@ func TestMountFailover(t *testing.T) {
 
 // A first Vault that hangs holds the Mount until its deadline: then the
 // Mount ends with DeadlineExceeded, and the second address is not tried
-// with what is left of nothing.
+// once the deadline has passed.
 func TestMountFailoverHangUntilDeadline(t *testing.T) {
 	for _, prefix := range []string{"auth/", "secret/"} {
 		t.Run("hang at "+prefix, func(t *testing.T) {
