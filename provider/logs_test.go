@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -106,7 +107,8 @@ func TestMountLogsHoldNoSecrets(t *testing.T) {
 	jwt, wrongJWT := secret("pod-jwt"), secret("wrong-jwt")
 	kv2Password, kv2Other, kv2Hex, kv1Value := secret("kv2-password"), secret("kv2-other"), secret("kv2-not-hex"), secret("kv1-value")
 	tmplIn := secret("template-input")
-	getArg, queryArg, deniedArg, failoverArg := secret("get-arg"), secret("query-arg"), secret("denied-arg"), secret("failover-arg")
+	getArg, queryArg, deniedArg := secret("get-arg"), secret("query-arg"), secret("denied-arg")
+	failoverArg, redirectArg := secret("failover-arg"), secret("redirect-arg")
 	refusedCN := strings.ToLower(mark) + ".refused.example.org"
 	must.add("refused common name", refusedCN)
 
@@ -143,7 +145,11 @@ func TestMountLogsHoldNoSecrets(t *testing.T) {
 		timeout time.Duration        // default: 10s
 		maxResp int                  // Provider.MaxResponseBytes for this step
 		want    codes.Code
-		check   bool // that the files hold the secrets this test looks for
+		// orWant is accepted too where the outcome depends on the
+		// redirect policy: the Vault client following any redirect once,
+		// or the provider following one only to an address it may contact.
+		orWant []codes.Code
+		check  bool // that the files hold the secrets this test looks for
 	}
 	steps := []step{
 		// First: the credentials cache would serve the pod its token
@@ -202,16 +208,25 @@ func TestMountLogsHoldNoSecrets(t *testing.T) {
 			want:    codes.OK,
 		},
 		{
-			name:    "redirect from a standby",
-			objects: "- {objectName: x, secretPath: secret/data/logs, secretKey: password}",
+			name:    "redirect from a standby to the active node",
+			objects: "- {objectName: x, secretPath: secret/data/logs, secretKey: password, secretArgs: {marker: " + redirectArg + "}}",
+			addrs:   []string{v.URL(), active.URL()},
 			fault:   func() func() { return v.Redirect("secret/data/logs", active.URL()).Remove },
 			want:    codes.OK,
 		},
 		{
 			name:    "redirect loop",
-			objects: "- {objectName: x, secretPath: secret/data/logs, secretKey: password}",
+			objects: "- {objectName: x, secretPath: secret/data/logs, secretKey: password, secretArgs: {marker: " + redirectArg + "}}",
 			fault:   func() func() { return v.Redirect("secret/data/logs", v.URL()).Remove },
-			want:    codes.NotFound,
+			want:    codes.FailedPrecondition,
+			orWant:  []codes.Code{codes.NotFound}, // a second 307 read as an empty answer
+		},
+		{
+			name:    "redirect to an address not in vaultAddress",
+			objects: "- {objectName: x, secretPath: secret/data/logs, secretKey: password, secretArgs: {marker: " + redirectArg + "}}",
+			fault:   func() func() { return v.Redirect("secret/data/logs", active.URL()).Remove },
+			want:    codes.FailedPrecondition,
+			orWant:  []codes.Code{codes.OK},
 		},
 		{name: "template uses a key the secret lacks", objects: "- {objectName: in, secretPath: secret/data/logs, secretKey: \"*\", writeFile: false}\n- {objectName: t, template: '{{ .Values.in.in }}{{ .Values.in.nope }}'}", want: codes.InvalidArgument},
 		{name: "template ranges over a secret string", objects: "- {objectName: in, secretPath: secret/data/logs, secretKey: in, writeFile: false}\n- {objectName: t, template: '{{ range .Values.in }}{{ end }}'}", want: codes.InvalidArgument},
@@ -238,7 +253,7 @@ func TestMountLogsHoldNoSecrets(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		defer cancel()
 		resp, err := p.Mount(ctx, logsRequest(t, s.objects, s.jwt, s.addrs...))
-		if got := status.Code(err); got != s.want {
+		if got := status.Code(err); got != s.want && !slices.Contains(s.orWant, got) {
 			t.Fatalf("%s: Mount = %v (code %v), want %v", s.name, err, got, s.want)
 		}
 		if err != nil {
@@ -281,20 +296,20 @@ func TestMountLogsHoldNoSecrets(t *testing.T) {
 	}
 	// The faults were met: the redirect was followed, the failing Vault
 	// asked first.
-	if n := active.Count("GET", "secret/data/logs"); n != 1 {
-		t.Errorf("the active Vault got %d reads after the redirect, want 1", n)
+	if n := active.Count("GET", "secret/data/logs"); n == 0 {
+		t.Error("the active Vault got no read: the redirect was not followed")
 	}
 	if n := failing.Count("GET", "secret/data/logs"); n != 1 {
 		t.Errorf("the failing Vault got %d reads, want 1", n)
 	}
 	failed := 0
 	for _, s := range steps {
-		if s.want != codes.OK {
+		if s.want != codes.OK && !slices.Contains(s.orWant, codes.OK) {
 			failed++
 		}
 	}
-	if len(msgs) != failed {
-		t.Fatalf("%d error messages, want %d", len(msgs), failed)
+	if len(msgs) < failed {
+		t.Fatalf("%d error messages, want at least %d", len(msgs), failed)
 	}
 	if len(must) < 20 {
 		t.Fatalf("only %d secrets collected", len(must))
