@@ -1,11 +1,22 @@
 package app
 
 import (
+	"context"
+	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
+	"time"
+
+	pb "sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
+	"github.com/vault-csi-provider/vault-csi-provider/objversion"
+	"github.com/vault-csi-provider/vault-csi-provider/provider"
+	"github.com/vault-csi-provider/vault-csi-provider/vault"
+	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
 )
 
 func TestLimitFlags(t *testing.T) {
@@ -38,4 +49,52 @@ func TestLimitFlags(t *testing.T) {
 		t.Errorf("flags set %+v, want %+v", l, want)
 	}
 
+}
+
+// -fetch-concurrency reaches the provider: a Mount of more objects than the
+// limit never has more Vault calls in flight than it, and has that many
+// (each read is slowed down, so those let through overlap).
+func TestNewProviderFetchConcurrency(t *testing.T) {
+	for _, tt := range []struct{ set, want int }{{3, 3}, {0, provider.DefaultFetchConcurrency}} {
+		t.Run(fmt.Sprint(tt.set), func(t *testing.T) {
+			v := vaulttest.New(t)
+			v.EnableAuth("kubernetes").Role("app", vaulttest.Role{JWTs: []string{"pod-jwt"}})
+			var objects strings.Builder
+			for i := range 12 {
+				v.PutKV(fmt.Sprintf("kv/s%d", i), map[string]any{"k": fmt.Sprintf("v%d", i)})
+				fmt.Fprintf(&objects, "- {objectName: s%d, secretPath: kv/s%d, secretKey: k}\n", i, i)
+			}
+			v.Delay("kv/", 150*time.Millisecond)
+			p := NewProvider(
+				config.Defaults{VaultAddress: v.URL(), AuthMountPath: "kubernetes"},
+				vault.Options{MaxRetries: 0},
+				Tuning{FetchConcurrency: tt.set},
+				nil,
+				objversion.StaticKey([]byte("0123456789abcdef0123456789abcdef")),
+			)
+			toks, _ := json.Marshal(map[string]config.ServiceAccountToken{"vault": {Token: "pod-jwt"}})
+			attrs, _ := json.Marshal(map[string]string{
+				config.ParamRoleName:          "app",
+				config.ParamObjects:           objects.String(),
+				config.AttrPodName:            "app-0",
+				config.AttrPodNamespace:       "apps",
+				config.AttrPodUID:             "uid",
+				config.AttrServiceAccountName: "app",
+				config.AttrServiceAccountToks: string(toks),
+			})
+			resp, err := p.Mount(context.Background(), &pb.MountRequest{Attributes: string(attrs), Secrets: "null", Permission: "420", TargetPath: "/target"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Files) != 12 || string(resp.Files[11].Contents) != "v11" {
+				t.Fatalf("got %d files, the last %q", len(resp.Files), resp.Files[len(resp.Files)-1].Contents)
+			}
+			if n := v.Count("GET", "kv/"); n != 12 {
+				t.Errorf("%d reads, want 12", n)
+			}
+			if got := v.MaxInFlight(); got != tt.want {
+				t.Errorf("%d Vault calls in flight at once, want %d", got, tt.want)
+			}
+		})
+	}
 }
