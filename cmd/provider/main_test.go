@@ -241,6 +241,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"bad allow-list entry", []string{"-allowed-vault-addresses", "https://vault:8200/v1"}, "-allowed-vault-addresses: entry 1"},
 		{"allow-list entry with credentials", []string{"-allowed-vault-addresses", "https://admin:hunter2@vault:8200"}, "(not shown: it contains '@')"},
 		{"client cache of 0", []string{"-vault-client-cache-size", "0"}, "-vault-client-cache-size 0"},
+		{"relative socket in -vault-addr", []string{"-vault-addr", "unix://agent.sock"}, `address 1 of 1, "unix://agent.sock", is not a usable unix:// address: its socket path is not absolute`},
+		{"socket prefix in the allow-list", []string{"-allowed-vault-addresses", "unix:///var/run/*"}, "a Unix socket is trusted only when listed exactly"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
