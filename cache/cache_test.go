@@ -12,6 +12,7 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/auth"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
+	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
 )
 
 func TestRevokeAll(t *testing.T) {
@@ -25,7 +26,7 @@ func TestRevokeAll(t *testing.T) {
 		{name: "empty cache", wantN: 0},
 		{name: "one token", pods: []string{"a"}, wantN: 1},
 		{name: "every identity's token", pods: []string{"a", "b", "c"}, wantN: 3},
-		{name: "a refused revocation is reported, the others still happen", pods: []string{"a", "b"}, preRevoked: []string{"a"}, wantN: 1, wantErr: "revoking vault-token(accessor=acc-v1-"},
+		{name: "a refused revocation is reported, the others still happen", pods: []string{"a", "b"}, preRevoked: []string{"a"}, wantN: 1, wantErr: "revoking vault-token(accessor=vaulttest-accessor-"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,7 +45,7 @@ func TestRevokeAll(t *testing.T) {
 				h.fetch(tok, idOf(cfg), dbReq("x"))
 			}
 			for _, uid := range tt.preRevoked {
-				h.fv.revoke(tokens[uid])
+				h.fv.Revoke(tokens[uid])
 			}
 
 			n, err := h.c.RevokeAll(context.Background())
@@ -58,7 +59,7 @@ func TestRevokeAll(t *testing.T) {
 				t.Errorf("RevokeAll error %v, want one containing %q", err, tt.wantErr)
 			}
 			asked := map[string]bool{}
-			for _, r := range h.fv.requests("auth/token/revoke-self") {
+			for _, r := range requests(h.fv, "auth/token/revoke-self") {
 				asked[r.Token] = true
 			}
 			for uid, val := range tokens {
@@ -73,13 +74,13 @@ func TestRevokeAll(t *testing.T) {
 				t.Errorf("%d leases cached after RevokeAll, want none: they went with their tokens", n)
 			}
 			// The cache is empty: each identity logs in anew.
-			logins := h.fv.loginCount()
+			logins := loginCount(h.fv)
 			for uid, val := range tokens {
 				if got := h.token(h.pod(uid)); got.Value == val {
 					t.Errorf("pod %s got its revoked token back", uid)
 				}
 			}
-			if got := h.fv.loginCount() - logins; got != len(tokens) {
+			if got := loginCount(h.fv) - logins; got != len(tokens) {
 				t.Errorf("%d logins after RevokeAll, want %d", got, len(tokens))
 			}
 		})
@@ -99,22 +100,22 @@ func TestRefused(t *testing.T) {
 		wantErr     bool
 	}{
 		{name: "revoked token: its leases forgotten, one new login, retry",
-			setup:       func(h *harness, tok *vault.Token) { h.fv.revoke(tok.Value) },
+			setup:       func(h *harness, tok *vault.Token) { h.fv.Revoke(tok.Value) },
 			wantLookups: 1, wantLogins: 1, wantRetry: true},
 		{name: "live token (a policy denial): kept with its leases, no login, no retry",
 			wantLookups: 1},
 		{name: "lookup-self fails otherwise: the token is not known dead, kept",
 			setup: func(h *harness, _ *vault.Token) {
-				h.fv.configure(func(c *fakeVaultConfig) { c.lookupStatus = http.StatusInternalServerError })
+				h.fv.Fail("auth/token/lookup-self", http.StatusInternalServerError)
 			},
 			wantLookups: 1},
 		{name: "token from this Mount: Vault's answer is about the path, nothing asked",
-			setup:     func(h *harness, tok *vault.Token) { h.fv.revoke(tok.Value) },
+			setup:     func(h *harness, tok *vault.Token) { h.fv.Revoke(tok.Value) },
 			thisMount: true},
 		{name: "revoked token, new login refused: the error, no retry",
 			setup: func(h *harness, tok *vault.Token) {
-				h.fv.revoke(tok.Value)
-				h.fv.configure(func(c *fakeVaultConfig) { c.loginStatus = http.StatusForbidden })
+				h.fv.Revoke(tok.Value)
+				h.fv.Fail("auth/jwt/login", http.StatusForbidden)
 			},
 			wantLookups: 1, wantLogins: 1, wantErr: true},
 	}
@@ -135,14 +136,14 @@ func TestRefused(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(h, tok)
 			}
-			logins := h.fv.loginCount()
+			logins := loginCount(h.fv)
 
 			newTok, retry, err := h.c.Refused(context.Background(), h.vc, id, cfg, tok, mountStart)
 
-			if n := h.fv.count("auth/token/lookup-self"); n != tt.wantLookups {
+			if n := count(h.fv, "auth/token/lookup-self"); n != tt.wantLookups {
 				t.Errorf("%d lookup-self calls, want %d", n, tt.wantLookups)
 			}
-			if n := h.fv.loginCount() - logins; n != tt.wantLogins {
+			if n := loginCount(h.fv) - logins; n != tt.wantLogins {
 				t.Errorf("%d logins, want %d", n, tt.wantLogins)
 			}
 			if retry != tt.wantRetry {
@@ -168,13 +169,13 @@ func TestRefused(t *testing.T) {
 
 			// The token the identity now has: the new one, or the kept one,
 			// with no further Vault call.
-			calls := h.fv.total()
+			calls := total(h.fv)
 			want := tok
 			if retry {
 				want = newTok
 			}
-			if got := h.token(cfg); got.Value != want.Value || h.fv.total() != calls {
-				t.Errorf("Token afterwards: %q with %d Vault calls, want the cached %q", got.Value, h.fv.total()-calls, want.Value)
+			if got := h.token(cfg); got.Value != want.Value || total(h.fv) != calls {
+				t.Errorf("Token afterwards: %q with %d Vault calls, want the cached %q", got.Value, total(h.fv)-calls, want.Value)
 			}
 			// A kept token keeps its lease; a dead token's lease is gone.
 			resp, outcome := h.fetch(want, id, dbReq("x"))
@@ -186,44 +187,45 @@ func TestRefused(t *testing.T) {
 	}
 }
 
-// A token's leases are indexed by identity and accessor: a token of another
-// identity (another Vault) with the same accessor string keeps its leases
-// when the first is refused or evicted.
+// Row 9 of the multi-tenancy audit: a token's leases are indexed by
+// identity and accessor, so a token of another identity (another Vault)
+// with the same accessor string keeps its leases when the first is refused
+// or evicted.
 func TestForgetTokenLeavesOtherIdentities(t *testing.T) {
 	tests := []struct {
 		name string
 		// kill makes pod a's token (at Vault 1) gone from the cache's view.
 		kill func(t *testing.T, h *harness, a, b *config.Config, tokA *vault.Token)
+		// revoked: Vault revoked a's token (and its lease) meanwhile.
+		revoked bool
 	}{
-		{name: "refused by Vault", kill: func(t *testing.T, h *harness, a, _ *config.Config, tokA *vault.Token) {
-			h.fv.revoke(tokA.Value)
+		{name: "refused by Vault", revoked: true, kill: func(t *testing.T, h *harness, a, _ *config.Config, tokA *vault.Token) {
+			h.fv.Revoke(tokA.Value)
 			_, retry, err := h.c.Refused(context.Background(), h.vc, idOf(a), a, tokA, h.c.Now().Add(time.Second))
 			if err != nil || !retry {
 				t.Fatalf("Refused: retry %v, %v; want a retry", retry, err)
 			}
 		}},
 		{name: "evicted", kill: func(t *testing.T, h *harness, _, b *config.Config, _ *vault.Token) {
-			// The cache holds two tokens; a third identity evicts a's, the
-			// least recently used.
+			// The cache holds two tokens; a third pod evicts a's, the
+			// least recently used of pods holding one each.
 			h.token(b)
-			c := h.pod("c")
-			h.token(c)
-			eventually(t, "the evicted token's revocation", func() bool { return h.fv.count("auth/token/revoke-self") == 1 })
+			h.token(h.pod("c"))
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, Options{TokenCacheSize: 2})
 			// Both Vaults name their first token alike: same accessor.
-			other := newFakeVault(t, "v1", h.clk.Now)
+			other := newVault(t, h.clk)
 			a := h.pod("a")
 			b := h.pod("b")
-			b.VaultAddress = other.URL
+			b.VaultAddress = other.URL()
 			tokA, tokB := h.token(a), h.token(b)
 			if tokA.Accessor != tokB.Accessor {
 				t.Fatalf("accessors %q and %q, want them alike", tokA.Accessor, tokB.Accessor)
 			}
-			vcB := h.client(other.URL)
+			vcB := h.client(other.URL())
 			leaseA, _ := h.fetch(tokA, idOf(a), dbReq("x"))
 			leaseB, _, err := h.c.Fetch(context.Background(), vcB, tokB, idOf(b), dbReq("x"))
 			if err != nil {
@@ -240,8 +242,18 @@ func TestForgetTokenLeavesOtherIdentities(t *testing.T) {
 			if err != nil || outcome != Hit || answer(resp) != answer(leaseB) {
 				t.Errorf("b's lease: %s %s %v, want a hit on %s", outcome, answer(resp), err, answer(leaseB))
 			}
+			// Eviction forgets; only Vault (or RevokeAll) revokes.
+			if got := live(h.fv, tokA); got == tt.revoked {
+				t.Errorf("a's token live in Vault = %v, want %v", got, !tt.revoked)
+			}
+			if l, _ := h.fv.Lease(leaseA.Secret.LeaseID); l.Live == tt.revoked {
+				t.Errorf("a's lease live in Vault = %v, want %v", l.Live, !tt.revoked)
+			}
+			if n := count(h.fv, "auth/token/revoke-self") + count(other, "auth/token/revoke-self"); n != 0 {
+				t.Errorf("%d revoke-self calls, want none", n)
+			}
 			if got := h.token(a); got.Value == tokA.Value {
-				t.Fatalf("a still has its dead token")
+				t.Fatalf("a still has its forgotten token")
 			}
 			if resp, outcome := h.fetch(h.token(a), idOf(a), dbReq("x")); outcome != Issued || answer(resp) == answer(leaseA) {
 				t.Errorf("a's lease: %s %s, want a new one (not %s)", outcome, answer(resp), answer(leaseA))
@@ -259,8 +271,8 @@ func TestRefusedConcurrent(t *testing.T) {
 	tok := h.token(cfg)
 	h.clk.Advance(10 * s)
 	mountStart := h.c.Now()
-	h.fv.revoke(tok.Value)
-	release := h.fv.hold(t, "auth/jwt/login")
+	h.fv.Revoke(tok.Value)
+	release := h.fv.Hold("auth/jwt/login")
 
 	results := make([]*vault.Token, callers)
 	retries := make([]bool, callers)
@@ -273,13 +285,13 @@ func TestRefusedConcurrent(t *testing.T) {
 			results[i], retries[i], errs[i] = h.c.Refused(context.Background(), h.vc, id, cfg, tok, mountStart)
 		}()
 	}
-	eventually(t, "callers to wait for one login", func() bool {
-		return singleflightWaiters("(*tokenCache).relogin(") >= callers-1 || h.fv.loginCount() > 2
+	vaulttest.Eventually(t, "callers to wait for one login", func() bool {
+		return singleflightWaiters("(*tokenCache).relogin(") >= callers-1 || loginCount(h.fv) > 2
 	})
 	release()
 	wg.Wait()
 
-	if n := h.fv.loginCount(); n != 2 {
+	if n := loginCount(h.fv); n != 2 {
 		t.Errorf("%d logins in all, want the first and one new", n)
 	}
 	for i := range callers {
