@@ -27,10 +27,14 @@ const (
 // holding fewer. A pod with one or two entries thus keeps them while a pod
 // with many loses its own.
 //
-// Lookups, insertions and evictions are O(log pods): each pod has its own
-// LRU list, and a heap orders the pods by size, then by the last use of
-// their least recently used entry. It is not safe for concurrent use: its
-// owner locks.
+// A lookup is O(1), an insertion or eviction O(log pods) amortized: each
+// pod has its own LRU list, and a heap orders the pods by size, then by the
+// last use of their least recently used entry. Lookups, the hot path (every
+// Mount of every pod), do not touch the heap: a pod's place there keeps the
+// last use its least recently used entry had when the pod last changed
+// size, which only ever underestimates it, and an eviction brings the top
+// pod's up to date before trusting it (see evictBiggest). It is not safe
+// for concurrent use: its owner locks.
 type fairLRU[V any] struct {
 	name     string // the cache label of the metrics: "tokens" or "leases"
 	capacity int    // at least 1
@@ -57,9 +61,13 @@ type fairEntry[V any] struct {
 
 // podEntries is one pod's entries, most recently used first.
 type podEntries[V any] struct {
-	key       string
-	n         int
-	mru, lru  *fairEntry[V]
+	key      string
+	n        int
+	mru, lru *fairEntry[V]
+	// lruUsed is the pod's heap key after n: lru.used as of the last time
+	// the pod was placed in the heap; lookups since may have raised
+	// lru.used, never lowered it.
+	lruUsed   uint64
 	heapIndex int
 }
 
@@ -114,19 +122,37 @@ func (f *fairLRU[V]) put(key, pod string, v V) {
 	e := &fairEntry[V]{key: key, val: v, pod: p, used: f.tick}
 	f.items[key] = e
 	p.pushFront(e)
+	p.lruUsed = p.lru.used
 	if known {
 		heap.Fix(&f.heap, p.heapIndex)
 	} else {
-		heap.Push(&f.heap, p) // once it has an entry: the order reads it
+		heap.Push(&f.heap, p)
 	}
 
 	if p.n > f.perPod {
 		f.evict(p.lru, evictPodQuota)
 	}
 	for len(f.items) > f.capacity {
-		f.evict(f.heap[0].lru, evictCapacity)
+		f.evictBiggest()
 	}
 	f.gauge()
+}
+
+// evictBiggest evicts the least recently used entry of the biggest pods.
+// Heap keys only underestimate their pod's least recent use, so a top
+// whose key is current is the right pod: its use is at most the others'
+// keys, which are at most their uses. A stale top is brought up to date
+// and the heap asked again; each such step follows at least one lookup.
+func (f *fairLRU[V]) evictBiggest() {
+	for {
+		p := f.heap[0]
+		if p.lruUsed == p.lru.used {
+			f.evict(p.lru, evictCapacity)
+			return
+		}
+		p.lruUsed = p.lru.used
+		heap.Fix(&f.heap, 0)
+	}
 }
 
 // remove drops key, if present, and returns its value.
@@ -172,21 +198,13 @@ func (f *fairLRU[V]) evict(e *fairEntry[V], reason string) {
 	}
 }
 
+// touch marks e used; the heap is left as it is (see lruUsed).
 func (f *fairLRU[V]) touch(e *fairEntry[V]) {
-	p := e.pod
 	f.tick++
 	e.used = f.tick
-	if p.mru == e {
-		if p.lru == e { // the pod's only entry: its LRU entry's use changed
-			heap.Fix(&f.heap, p.heapIndex)
-		}
-		return
-	}
-	wasLRU := p.lru == e
-	p.unlink(e)
-	p.pushFront(e)
-	if wasLRU {
-		heap.Fix(&f.heap, p.heapIndex)
+	if p := e.pod; p.mru != e {
+		p.unlink(e)
+		p.pushFront(e)
 	}
 }
 
@@ -199,6 +217,7 @@ func (f *fairLRU[V]) unlink(e *fairEntry[V]) {
 		delete(f.pods, p.key)
 		return
 	}
+	p.lruUsed = p.lru.used
 	heap.Fix(&f.heap, p.heapIndex)
 }
 
@@ -233,9 +252,8 @@ func (p *podEntries[V]) unlink(e *fairEntry[V]) {
 	p.n--
 }
 
-// podHeap orders pods by entries held, most first, then by the last use of
-// their least recently used entry, oldest first: its top is whose entry a
-// full cache evicts.
+// podHeap orders pods by entries held, most first, then by lruUsed, oldest
+// first: its top is, once up to date, whose entry a full cache evicts.
 type podHeap[V any] []*podEntries[V]
 
 func (h podHeap[V]) Len() int { return len(h) }
@@ -244,7 +262,7 @@ func (h podHeap[V]) Less(i, j int) bool {
 	if h[i].n != h[j].n {
 		return h[i].n > h[j].n
 	}
-	return h[i].lru.used < h[j].lru.used
+	return h[i].lruUsed < h[j].lruUsed
 }
 
 func (h podHeap[V]) Swap(i, j int) {

@@ -268,6 +268,9 @@ func checkFair[V any](t *testing.T, f *fairLRU[V]) {
 		if f.heap[p.heapIndex] != p {
 			t.Fatalf("pod %q not at its heap index", key)
 		}
+		if p.lruUsed > p.lru.used {
+			t.Fatalf("pod %q: heap key %d later than its least recent use %d", key, p.lruUsed, p.lru.used)
+		}
 		n += count
 	}
 	if n != len(f.items) || len(f.heap) != len(f.pods) {
