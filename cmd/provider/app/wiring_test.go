@@ -12,6 +12,7 @@ import (
 
 	pb "sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 
+	"github.com/vault-csi-provider/vault-csi-provider/cache"
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/objversion"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
@@ -94,6 +95,37 @@ func TestNewProviderFetchConcurrency(t *testing.T) {
 			}
 			if got := v.MaxInFlight(); got != tt.want {
 				t.Errorf("%d Vault calls in flight at once, want %d", got, tt.want)
+			}
+		})
+	}
+}
+func TestNewProviderPodQuotas(t *testing.T) {
+	tests := []struct {
+		name       string
+		perPod     int
+		wantLogins int
+	}{
+		{name: "one identity a pod", perPod: 1, wantLogins: 3},
+		{name: "zero: the default quota", perPod: 0, wantLogins: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fv := vaulttest.New(t)
+			fv.EnableAuth("jwt").Role("a", vaulttest.Role{}).Role("b", vaulttest.Role{})
+			p := NewProvider(config.Defaults{}, vault.Options{}, Tuning{CacheSize: 10, IdentitiesPerPod: tt.perPod}, nil, objversion.StaticKey(make([]byte, 32)))
+			vc, err := p.Vault.Client(vault.Target{Address: fv.URL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, role := range []string{"a", "b", "a"} {
+				cfg := &config.Config{VaultAddress: fv.URL(), AuthMountPath: "jwt", RoleName: role, Token: "jwt",
+					Pod: config.Pod{Namespace: "ns", Name: "pod", UID: "uid"}}
+				if _, err := p.Credentials.Token(context.Background(), vc, cache.IdentityOf(cfg, cfg.VaultAddress), cfg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := len(fv.Logins()); n != tt.wantLogins {
+				t.Errorf("%d logins, want %d", n, tt.wantLogins)
 			}
 		})
 	}
