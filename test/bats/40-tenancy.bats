@@ -206,6 +206,7 @@ hostile_publish() {
 	save revoke-self "$(audit_count auth/token/revoke-self)"
 	save revoke "$(audit_count sys/leases/revoke)"
 	save internal "$(grpc_count Internal)"
+	save denied "$(grpc_count PermissionDenied)"
 	save panics "$(grep -c "Recovered from a panic" "$E2E_STATE_DIR/logs/provider.log" || true)"
 }
 
@@ -338,9 +339,11 @@ hostile_publish() {
 	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	[ "$output" = "$user" ]
 
-	# The same provider process, ready, with no panic and no Internal error.
+	# The same provider process, ready, with no panic and no Internal error;
+	# its metrics counted the hostile pod's refused logins.
 	[ "$(provider_started)" = "$(saved provider)" ]
 	curl -fsS "$PROVIDER_HEALTH/readyz"
 	[ "$(grpc_count Internal)" -eq "$(saved internal)" ]
+	[ "$(grpc_count PermissionDenied)" -eq $(($(saved denied) + ROLES + 1)) ]
 	[ "$(grep -c "Recovered from a panic" "$E2E_STATE_DIR/logs/provider.log" || true)" -eq "$(saved panics)" ]
 }
