@@ -18,14 +18,27 @@ import (
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
 )
 
+// Defaults of the per-pod quotas (Options.MaxTokensPerPod,
+// MaxLeasesPerPod).
+const (
+	DefaultMaxTokensPerPod = 8
+	DefaultMaxLeasesPerPod = 100
+)
+
 // Options size and tune a Cache.
 type Options struct {
-	// TokenCacheSize bounds the tokens kept (one per identity, LRU); at
-	// least one is.
+	// TokenCacheSize bounds the tokens kept (one per identity); at least
+	// one is.
 	TokenCacheSize int
 	// LeaseCacheSize bounds the leased answers kept; zero means
 	// DefaultMaxEntries.
 	LeaseCacheSize int
+	// MaxTokensPerPod bounds the tokens (identities) one pod keeps; zero
+	// means DefaultMaxTokensPerPod.
+	MaxTokensPerPod int
+	// MaxLeasesPerPod bounds the leased answers one pod keeps; zero means
+	// DefaultMaxLeasesPerPod.
+	MaxLeasesPerPod int
 	// RefreshFraction is the share of a lifetime after which a token, lease
 	// or certificate is renewed or replaced; outside (0, 1) it is
 	// DefaultRefreshFraction.
@@ -35,9 +48,10 @@ type Options struct {
 }
 
 // Cache holds pod identities' Vault tokens and the leases created under
-// them. A token's leases go with it: when the token is evicted (and revoked)
-// or Vault refuses it, the cache forgets them. It is safe for concurrent
-// use.
+// them, each pod within its quotas (see fairLRU). A token's leases go with
+// it: when the token is evicted for room or Vault refuses it, the cache
+// forgets them. Eviction never revokes anything in Vault; only RevokeAll
+// does. It is safe for concurrent use.
 type Cache struct {
 	life   lifetime
 	tokens *tokenCache
@@ -49,12 +63,22 @@ func New(login Loginer, o Options) *Cache {
 	life := lifetime{fraction: o.RefreshFraction, clock: o.Now}
 	c := &Cache{
 		life:   life,
-		tokens: &tokenCache{login: login, size: o.TokenCacheSize, life: life},
-		leases: &leaseCache{life: life, maxEntries: o.LeaseCacheSize},
+		tokens: newTokenCache(login, life, o.TokenCacheSize, orDefault(o.MaxTokensPerPod, DefaultMaxTokensPerPod)),
+		leases: newLeaseCache(life, orDefault(o.LeaseCacheSize, DefaultMaxEntries), orDefault(o.MaxLeasesPerPod, DefaultMaxLeasesPerPod)),
 	}
-	// Revoking a token revokes its leases in Vault.
+	// An evicted token's leases stay valid in Vault until their TTL, but
+	// the cache can no longer renew them with their creator: it forgets
+	// them, and the pod's next Mount logs in and gets new ones. (RevokeAll
+	// revokes them in Vault with the token.)
 	c.tokens.onEvict = func(key string, tok *vault.Token) { c.leases.forgetToken(key, tok.Accessor) }
 	return c
+}
+
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
 }
 
 // Now is the caches' clock. A token issued before a Mount's start was cached

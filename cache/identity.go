@@ -14,16 +14,19 @@ import (
 // itself is not part of it: the driver rotates it.
 //
 // It is made once per Mount and Vault address by IdentityOf and holds only
-// its key, so the many lookups of one Mount do not rebuild it.
+// its keys, so the many lookups of one Mount do not rebuild them.
 type Identity struct {
 	key string
+	// pod is the pod's namespace, name and UID: whose quota (see fairLRU)
+	// the identity's token and leases count against.
+	pod string
 }
 
 // IdentityOf returns the identity a Mount request logs in as at address, one
 // of c.VaultAddresses: with failover, each address is its own identity.
 func IdentityOf(c *config.Config, address string) Identity {
 	t := c.TLS
-	return Identity{key: strings.Join([]string{
+	return Identity{pod: podKey(c.Pod), key: strings.Join([]string{
 		strings.TrimRight(address, "/"), c.VaultNamespace,
 		t.CACert, t.CADirectory, t.ServerName, t.ClientCert, t.ClientKey, boolString(t.SkipTLSVerify),
 		c.AuthMountPath, c.RoleName, c.TokenAudience(),
@@ -33,6 +36,12 @@ func IdentityOf(c *config.Config, address string) Identity {
 
 // Key is a string form of the identity, for map and singleflight keys.
 func (id Identity) Key() string { return id.key }
+
+// podKey names a pod by namespace, name and UID. Requests without them
+// (not from the driver) share one pod.
+func podKey(p config.Pod) string {
+	return strings.Join([]string{p.Namespace, p.Name, p.UID}, "\x00")
+}
 
 func boolString(b bool) string {
 	if b {

@@ -34,16 +34,27 @@ const DefaultMaxEntries = 10000
 // accessor), as Vault Agent's cache indexes leases under their tokens: when
 // that token is gone, so are its leases, and forgetting them touches only
 // them.
+//
+// The cache is bounded fairly between pods (fairLRU): one Mount of
+// thousands of leased objects evicts its own pod's answers, not other
+// pods'. An answer evicted for room is forgotten; its lease stays valid in
+// Vault until its TTL.
 type leaseCache struct {
-	life       lifetime
-	maxEntries int // DefaultMaxEntries when zero
+	life lifetime
 
-	mu    sync.Mutex
-	items map[string]*entry
+	mu  sync.Mutex
+	lru *fairLRU[*entry] // by identity key and request key
 	// byToken holds the keys of the lease entries each creator token (see
 	// tokenKey) created.
 	byToken map[string]map[string]struct{}
 	group   singleflight.Group
+}
+
+// newLeaseCache holds at most size answers, and perPod for one pod.
+func newLeaseCache(life lifetime, size, perPod int) *leaseCache {
+	c := &leaseCache{life: life, lru: newFairLRU[*entry]("leases", size, perPod), byToken: map[string]map[string]struct{}{}}
+	c.lru.onEvict = func(key string, e *entry, _ string) { c.unindexLocked(key, e) }
+	return c
 }
 
 type entry struct {
@@ -91,7 +102,7 @@ func (c *leaseCache) fetch(ctx context.Context, vc *vault.Client, tok *vault.Tok
 				return result{e.resp, Hit}, nil
 			}
 			if e.renewable && e.leaseID != "" && e.creatorAccessor == tok.Accessor {
-				if ok := c.renew(ctx, vc, tok, key, e); ok {
+				if ok := c.renew(ctx, vc, tok, id, key, e); ok {
 					return result{e.resp, Renewed}, nil
 				}
 			}
@@ -109,7 +120,7 @@ func (c *leaseCache) fetch(ctx context.Context, vc *vault.Client, tok *vault.Tok
 				e.creatorEnd = tok.IssuedAt.Add(tok.TTL)
 				e.creatorTTL = tok.TTL
 			}
-			c.put(key, e)
+			c.put(key, id.pod, e)
 			return result{resp, Issued}, nil
 		}
 		c.drop(key)
@@ -154,9 +165,10 @@ func (c *leaseCache) refreshAt(e *entry, current *vault.Token) time.Time {
 }
 
 // forgetToken drops every lease created under the token of identity id with
-// this accessor: Vault revoked them with it (a 403, or revoke-self on
-// eviction). Another identity's token with the same accessor string, on
-// another Vault, keeps its leases.
+// this accessor: Vault revoked them with it (a 403, or RevokeAll), or the
+// token was evicted for room, so the cache cannot renew them with it.
+// Another identity's token with the same accessor string, on another Vault,
+// keeps its leases.
 func (c *leaseCache) forgetToken(id, accessor string) {
 	if accessor == "" {
 		return
@@ -165,13 +177,12 @@ func (c *leaseCache) forgetToken(id, accessor string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.byToken[tk] {
-		delete(c.items, k)
+		c.lru.remove(k)
 	}
 	delete(c.byToken, tk)
-	metrics.CachedEntries.WithLabelValues("leases").Set(float64(len(c.items)))
 }
 
-func (c *leaseCache) renew(ctx context.Context, vc *vault.Client, tok *vault.Token, key string, e *entry) bool {
+func (c *leaseCache) renew(ctx context.Context, vc *vault.Client, tok *vault.Token, id Identity, key string, e *entry) bool {
 	l, err := vc.RenewLease(ctx, tok.Value, e.leaseID, e.origTTL)
 	if err != nil {
 		klog.FromContext(ctx).V(2).Info("Lease renewal failed; requesting a new credential", "err", err)
@@ -186,7 +197,7 @@ func (c *leaseCache) renew(ctx context.Context, vc *vault.Client, tok *vault.Tok
 	renewed.issued = c.life.now()
 	renewed.ttl = l.Duration
 	renewed.renewable = l.Renewable
-	c.put(key, &renewed)
+	c.put(key, id.pod, &renewed)
 	return true
 }
 
@@ -232,38 +243,30 @@ func unixSeconds(v any) (time.Time, bool) {
 	return time.Unix(int64(f), 0), true
 }
 
+// get returns the answer cached at key, marking it used.
 func (c *leaseCache) get(key string) *entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.items[key]
+	e, _ := c.lru.get(key)
+	return e
 }
 
 func (c *leaseCache) drop(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.items[key]; ok {
-		c.deleteLocked(key)
-		metrics.CachedEntries.WithLabelValues("leases").Set(float64(len(c.items)))
+	if e, ok := c.lru.remove(key); ok {
+		c.unindexLocked(key, e)
 	}
 }
 
-func (c *leaseCache) put(key string, e *entry) {
+// put caches e at key for pod, evicting for room (see fairLRU).
+func (c *leaseCache) put(key, pod string, e *entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.items == nil {
-		c.items = map[string]*entry{}
-		c.byToken = map[string]map[string]struct{}{}
+	if old, ok := c.lru.peek(key); ok {
+		c.unindexLocked(key, old) // its creator may differ from e's
 	}
-	limit := c.maxEntries
-	if limit <= 0 {
-		limit = DefaultMaxEntries
-	}
-	if _, exists := c.items[key]; exists {
-		c.deleteLocked(key) // its creator may differ from e's
-	} else if len(c.items) >= limit {
-		c.evictLocked(limit)
-	}
-	c.items[key] = e
+	c.lru.put(key, pod, e)
 	if e.creator != "" {
 		keys := c.byToken[e.creator]
 		if keys == nil {
@@ -272,16 +275,10 @@ func (c *leaseCache) put(key string, e *entry) {
 		}
 		keys[key] = struct{}{}
 	}
-	metrics.CachedEntries.WithLabelValues("leases").Set(float64(len(c.items)))
 }
 
-// deleteLocked removes the entry at key and its place in the token index.
-func (c *leaseCache) deleteLocked(key string) {
-	e, ok := c.items[key]
-	if !ok {
-		return
-	}
-	delete(c.items, key)
+// unindexLocked removes the entry e at key from the token index.
+func (c *leaseCache) unindexLocked(key string, e *entry) {
 	if e.creator == "" {
 		return
 	}
@@ -293,30 +290,9 @@ func (c *leaseCache) deleteLocked(key string) {
 	}
 }
 
-// evictLocked drops expired entries, then those closest to expiry, until
-// there is room for one more.
-func (c *leaseCache) evictLocked(limit int) {
-	now := c.life.now()
-	for k, e := range c.items {
-		if !now.Before(e.issued.Add(e.ttl)) {
-			c.deleteLocked(k)
-		}
-	}
-	for len(c.items) >= limit {
-		var victim string
-		var soonest time.Time
-		for k, e := range c.items {
-			if end := e.issued.Add(e.ttl); victim == "" || end.Before(soonest) {
-				victim, soonest = k, end
-			}
-		}
-		c.deleteLocked(victim)
-	}
-}
-
 // count is the number of cached answers.
 func (c *leaseCache) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.items)
+	return c.lru.len()
 }

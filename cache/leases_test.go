@@ -4,47 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
+	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
 )
-
-// podID is the identity of the pod named name; leases are cached per
-// identity.
-func podID(name string) Identity {
-	return IdentityOf(&config.Config{AuthMountPath: "jwt", RoleName: "app", Pod: config.Pod{Namespace: "apps", Name: name}}, "https://vault.example")
-}
-
-// token is a token the token cache would hand out; ttl 0 never expires.
-func token(name string, ttl time.Duration, issued time.Time) *vault.Token {
-	return &vault.Token{Value: "hvs." + name, Accessor: "acc-" + name, TTL: ttl, Renewable: true, IssuedAt: issued}
-}
-
-func dbReq(name string, query ...string) config.Request {
-	r := config.Request{Method: http.MethodGet, Path: "database/creds/" + name}
-	if len(query) > 0 {
-		r.Query = url.Values{}
-		for i := 0; i+1 < len(query); i += 2 {
-			r.Query.Set(query[i], query[i+1])
-		}
-	}
-	return r
-}
-
-func pkiReq(cn string) config.Request {
-	return config.Request{Method: http.MethodPut, Path: "pki/issue/x", Body: []byte(`{"common_name":"` + cn + `"}`)}
-}
-
-func kvReq(name string) config.Request {
-	return config.Request{Method: http.MethodGet, Path: "secret/data/" + name}
-}
-
-// answer names a Vault answer: each one the fake gives is unique.
-func answer(r *vault.Response) string { return r.Secret.RequestID }
 
 func TestFetchLifecycle(t *testing.T) {
 	type step struct {
@@ -60,7 +27,7 @@ func TestFetchLifecycle(t *testing.T) {
 		name      string
 		req       config.Request
 		fraction  float64
-		fake      func(*fakeVaultConfig)
+		fake      func(*vaulttest.Server)
 		first     Outcome
 		steps     []step
 		wantCalls map[string]int // by path, over the whole row
@@ -83,21 +50,22 @@ func TestFetchLifecycle(t *testing.T) {
 			wantCalls: map[string]int{"database/creds/x": 1, "sys/leases/renew": 2},
 		},
 		{
-			name: "lease: renewal asks for the lease's own duration", req: dbReq("x", "ttl", "600"),
+			name: "lease: renewal asks for the lease's own duration", req: dbReq("x"),
+			fake:  func(v *vaulttest.Server) { v.SetDatabaseRole("x", vaulttest.DatabaseRole{TTL: 600 * s}) },
 			first: Issued, increment: 600,
 			steps:     []step{{399 * s, Hit, true}, {2 * s, Renewed, true}},
 			wantCalls: map[string]int{"database/creds/x": 1, "sys/leases/renew": 1},
 		},
 		{
 			name: "lease: renewal granting less, but enough", req: dbReq("x"),
-			fake:  func(c *fakeVaultConfig) { c.leaseRenewTTL = 1201 },
+			fake:  func(v *vaulttest.Server) { v.SetDatabaseRole("x", vaulttest.DatabaseRole{RenewTTL: 1201 * s}) },
 			first: Issued, increment: 3600,
 			steps:     []step{{2401 * s, Renewed, true}},
 			wantCalls: map[string]int{"database/creds/x": 1, "sys/leases/renew": 1},
 		},
 		{
 			name: "lease: after a shorter renewal, the next still asks for the original duration", req: dbReq("x"),
-			fake:  func(c *fakeVaultConfig) { c.leaseRenewTTL = 2000 },
+			fake:  func(v *vaulttest.Server) { v.SetDatabaseRole("x", vaulttest.DatabaseRole{RenewTTL: 2000 * s}) },
 			first: Issued, increment: 3600,
 			// Renewed at 2401 s for 2000 s: refreshed 1200 s before that ends.
 			steps:     []step{{2401 * s, Renewed, true}, {799 * s, Hit, true}, {2 * s, Renewed, true}},
@@ -105,20 +73,21 @@ func TestFetchLifecycle(t *testing.T) {
 		},
 		{
 			name: "lease: renewal granting too little, re-issued", req: dbReq("x"),
-			fake:  func(c *fakeVaultConfig) { c.leaseRenewTTL = 1199 },
+			fake:  func(v *vaulttest.Server) { v.SetDatabaseRole("x", vaulttest.DatabaseRole{RenewTTL: 1199 * s}) },
 			first: Issued, increment: 3600,
 			steps:     []step{{2401 * s, Issued, false}, {time.Minute, Hit, true}},
 			wantCalls: map[string]int{"database/creds/x": 2, "sys/leases/renew": 1},
 		},
 		{
 			name: "lease: renewal refused, re-issued", req: dbReq("x"),
-			fake:  func(c *fakeVaultConfig) { c.leaseRenewStatus = http.StatusBadRequest },
+			fake:  func(v *vaulttest.Server) { v.Fail("sys/leases/renew", http.StatusBadRequest) },
 			first: Issued, increment: 3600,
 			steps:     []step{{2401 * s, Issued, false}, {time.Minute, Hit, true}},
 			wantCalls: map[string]int{"database/creds/x": 2, "sys/leases/renew": 1},
 		},
 		{
-			name: "lease: non-renewable, re-issued past the threshold", req: dbReq("x", "renewable", "false"),
+			name: "lease: non-renewable, re-issued past the threshold", req: dbReq("x"),
+			fake:      func(v *vaulttest.Server) { v.SetDatabaseRole("x", vaulttest.DatabaseRole{NonRenewable: true}) },
 			first:     Issued,
 			steps:     []step{{2399 * s, Hit, true}, {2 * s, Issued, false}, {time.Minute, Hit, true}},
 			wantCalls: map[string]int{"database/creds/x": 2, "sys/leases/renew": 0},
@@ -141,13 +110,13 @@ func TestFetchLifecycle(t *testing.T) {
 		},
 		{
 			name: "certificate: lifetime follows the expiration", req: pkiReq("a.example.com"),
-			fake:  func(c *fakeVaultConfig) { c.certTTL = 600 * s },
+			fake:  func(v *vaulttest.Server) { v.SetPKIRole("x", vaulttest.PKIRole{TTL: 600 * s}) },
 			first: Issued, steps: []step{{399 * s, Hit, true}, {2 * s, Issued, false}},
 			wantCalls: map[string]int{"pki/issue/x": 2},
 		},
 		{
 			name: "certificate: already expired, not cached", req: pkiReq("a.example.com"),
-			fake:  func(c *fakeVaultConfig) { c.certTTL = -10 * s },
+			fake:  func(v *vaulttest.Server) { v.SetPKIRole("x", vaulttest.PKIRole{TTL: -10 * s}) },
 			first: Read, steps: []step{{0, Read, false}},
 			wantCalls: map[string]int{"pki/issue/x": 2},
 		},
@@ -161,7 +130,7 @@ func TestFetchLifecycle(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, Options{RefreshFraction: tt.fraction})
 			if tt.fake != nil {
-				h.fv.configure(tt.fake)
+				tt.fake(h.fv)
 			}
 			tok := token("a", 0, epoch)
 			first, outcome := h.fetch(tok, podID("pod-a"), tt.req)
@@ -171,7 +140,7 @@ func TestFetchLifecycle(t *testing.T) {
 			prev := first
 			for i, st := range tt.steps {
 				h.clk.Advance(st.after)
-				before := h.fv.total()
+				before := total(h.fv)
 				resp, outcome := h.fetch(tok, podID("pod-a"), tt.req)
 				if outcome != st.want {
 					t.Errorf("Fetch %d (at +%v): %s, want %s", i+2, h.clk.Now().Sub(epoch), outcome, st.want)
@@ -179,25 +148,26 @@ func TestFetchLifecycle(t *testing.T) {
 				if same := answer(resp) == answer(prev); same != st.same {
 					t.Errorf("Fetch %d: answer %s, previous %s: same = %v, want %v", i+2, answer(resp), answer(prev), same, st.same)
 				}
-				if st.want == Hit && h.fv.total() != before {
-					t.Errorf("Fetch %d: a hit made %d Vault calls", i+2, h.fv.total()-before)
+				if st.want == Hit && total(h.fv) != before {
+					t.Errorf("Fetch %d: a hit made %d Vault calls", i+2, total(h.fv)-before)
 				}
 				prev = resp
 			}
 			for path, want := range tt.wantCalls {
-				if n := h.fv.count(path); n != want {
+				if n := count(h.fv, path); n != want {
 					t.Errorf("%d requests to %s, want %d", n, path, want)
 				}
 			}
-			for _, r := range h.fv.requests("sys/leases/renew") {
+			for _, r := range requests(h.fv, "sys/leases/renew") {
 				if r.Token != tok.Value {
 					t.Errorf("lease renewed with token %q, want %q", r.Token, tok.Value)
 				}
-				if r.Body["lease_id"] != first.Secret.LeaseID || first.Secret.LeaseID == "" {
-					t.Errorf("renewed lease %v, want the cached %q", r.Body["lease_id"], first.Secret.LeaseID)
+				body := r.JSON()
+				if body["lease_id"] != first.Secret.LeaseID || first.Secret.LeaseID == "" {
+					t.Errorf("renewed lease %v, want the cached %q", body["lease_id"], first.Secret.LeaseID)
 				}
-				if r.Body["increment"] != tt.increment {
-					t.Errorf("renewal asked for %v s, want the lease's original %v", r.Body["increment"], tt.increment)
+				if body["increment"] != tt.increment {
+					t.Errorf("renewal asked for %v s, want the lease's original %v", body["increment"], tt.increment)
 				}
 			}
 		})
@@ -229,7 +199,7 @@ func TestFetchErrors(t *testing.T) {
 			if tt.cacheWith {
 				first, _ = h.fetch(tok, podID("pod-a"), dbReq("x"))
 			}
-			h.fv.revoke(tok.Value)
+			h.fv.Revoke(tok.Value)
 			h.clk.Advance(tt.after)
 			resp, outcome, err := h.c.Fetch(context.Background(), h.vc, tok, podID("pod-a"), dbReq("x"))
 			if tt.wantErr {
@@ -249,7 +219,7 @@ func TestFetchErrors(t *testing.T) {
 				t.Errorf("%d cached answers, want %d", n, tt.wantLen)
 			}
 			for path, want := range tt.wantCalls {
-				if n := h.fv.count(path); n != want {
+				if n := count(h.fv, path); n != want {
 					t.Errorf("%d requests to %s, want %d", n, path, want)
 				}
 			}
@@ -280,8 +250,8 @@ func TestFetchNeverShared(t *testing.T) {
 			a, _ := h.fetch(tok, tt.id1, tt.req1)
 			b, outcome := h.fetch(tok, tt.id2, tt.req2)
 			if tt.share {
-				if outcome != Hit || answer(b) != answer(a) || h.fv.total() != 1 {
-					t.Fatalf("equal keys: %s, answers %s and %s, %d Vault calls; want a shared hit", outcome, answer(a), answer(b), h.fv.total())
+				if outcome != Hit || answer(b) != answer(a) || total(h.fv) != 1 {
+					t.Fatalf("equal keys: %s, answers %s and %s, %d Vault calls; want a shared hit", outcome, answer(a), answer(b), total(h.fv))
 				}
 				return
 			}
@@ -295,7 +265,7 @@ func TestFetchNeverShared(t *testing.T) {
 			if b2, o := h.fetch(tok, tt.id2, tt.req2); o != Hit || answer(b2) != answer(b) {
 				t.Errorf("second key now: %s %s, want a hit on %s", o, answer(b2), answer(b))
 			}
-			if n := h.fv.total(); n != 2 {
+			if n := total(h.fv); n != 2 {
 				t.Errorf("%d Vault calls, want 2", n)
 			}
 			if h.c.Leases() != 2 {
@@ -322,7 +292,7 @@ func TestFetchConcurrentCollapsed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, Options{})
 			tok := token("a", 0, epoch)
-			release := h.fv.hold(t, tt.req.Path)
+			release := h.fv.Hold(tt.req.Path)
 			resps := make([]*vault.Response, tt.callers)
 			outcomes := make([]Outcome, tt.callers)
 			errs := make([]error, tt.callers)
@@ -336,12 +306,12 @@ func TestFetchConcurrentCollapsed(t *testing.T) {
 			}
 			// Vault's first answer is held until every other caller waits
 			// for it (or a second request shows they do not).
-			eventually(t, "callers to wait for one Vault call", func() bool {
-				return singleflightWaiters("(*leaseCache).fetch(") >= tt.callers-1 || h.fv.total() > 1
+			vaulttest.Eventually(t, "callers to wait for one Vault call", func() bool {
+				return singleflightWaiters("(*leaseCache).fetch(") >= tt.callers-1 || total(h.fv) > 1
 			})
 			release()
 			wg.Wait()
-			if n := h.fv.count(tt.req.Path); n != 1 {
+			if n := count(h.fv, tt.req.Path); n != 1 {
 				t.Errorf("%d Vault calls for %d concurrent Fetches, want 1", n, tt.callers)
 			}
 			for i := range tt.callers {
@@ -358,7 +328,7 @@ func TestFetchConcurrentCollapsed(t *testing.T) {
 			if tt.cached {
 				wantCalls = 1
 			}
-			if n := h.fv.count(tt.req.Path); n != wantCalls {
+			if n := count(h.fv, tt.req.Path); n != wantCalls {
 				t.Errorf("next Fetch (%s): %d Vault calls in all, want %d", outcome, n, wantCalls)
 			}
 			if tt.cached != (answer(resp) == answer(resps[0])) {
@@ -427,7 +397,7 @@ func TestFetchCreatorToken(t *testing.T) {
 			if outcome != tt.want {
 				t.Fatalf("Fetch at +%v: %s, want %s", tt.after, outcome, tt.want)
 			}
-			renews := h.fv.requests("sys/leases/renew")
+			renews := requests(h.fv, "sys/leases/renew")
 			if len(renews) != tt.wantRenews {
 				t.Errorf("%d lease renewals, want %d", len(renews), tt.wantRenews)
 			}
@@ -446,7 +416,7 @@ func TestFetchCreatorToken(t *testing.T) {
 					t.Errorf("next Fetch with the new creator: %s %s, want a hit on %s", o, answer(again), answer(resp))
 				}
 			}
-			for _, r := range h.fv.requests("database/creds/x") {
+			for _, r := range requests(h.fv, "database/creds/x") {
 				if r.Token != creator.Value && r.Token != cur.Value {
 					t.Errorf("credential requested with unknown token %q", r.Token)
 				}
@@ -455,79 +425,81 @@ func TestFetchCreatorToken(t *testing.T) {
 	}
 }
 
+// Within one pod, a full lease cache evicts the least recently used answer.
 func TestFetchMaxEntries(t *testing.T) {
-	type fill struct {
+	type step struct {
 		after time.Duration
 		name  string
-		query []string
+		want  Outcome
 	}
 	tests := []struct {
 		name    string
 		max     int
-		fills   []fill
+		roles   map[string]vaulttest.DatabaseRole
+		steps   []step
 		wantLen int
 		kept    []string // served from the cache afterwards
 		dropped []string // evicted
 	}{
 		{
-			name: "expired entries go first, all of them", max: 3,
-			fills: []fill{
-				{0, "a", []string{"ttl", "100"}}, {0, "b", []string{"ttl", "100"}}, {0, "c", []string{"ttl", "3600"}},
-				{200 * s, "d", []string{"ttl", "3600"}},
-			},
-			wantLen: 2, kept: []string{"c", "d"}, dropped: []string{"a", "b"},
-		},
-		{
-			name: "then the soonest to expire", max: 2,
-			fills: []fill{
-				{0, "a", []string{"ttl", "3600"}}, {0, "b", []string{"ttl", "1800"}}, {0, "c", []string{"ttl", "7200"}},
-			},
-			wantLen: 2, kept: []string{"a", "c"}, dropped: []string{"b"},
-		},
-		{
-			name: "soonest by end, not by duration", max: 2,
-			fills: []fill{
-				{0, "a", []string{"ttl", "3600"}}, {1000 * s, "b", []string{"ttl", "3000"}}, {0, "c", []string{"ttl", "7200"}},
-			},
+			name: "the least recently used goes", max: 2,
+			steps:   []step{{0, "a", Issued}, {0, "b", Issued}, {0, "c", Issued}},
 			wantLen: 2, kept: []string{"b", "c"}, dropped: []string{"a"},
 		},
 		{
-			name: "replacing a cached key evicts nothing", max: 2,
-			// b ends before a, but a is the key being replaced.
-			fills: []fill{
-				{0, "a", []string{"ttl", "300", "renewable", "false"}}, {100 * s, "b", []string{"ttl", "190"}},
-				{101 * s, "a", []string{"ttl", "300", "renewable", "false"}},
-			},
+			name: "a hit makes an answer recently used", max: 2,
+			steps:   []step{{0, "a", Issued}, {0, "b", Issued}, {s, "a", Hit}, {0, "c", Issued}},
+			wantLen: 2, kept: []string{"a", "c"}, dropped: []string{"b"},
+		},
+		{
+			name: "by use, not by lifetime", max: 2,
+			roles:   map[string]vaulttest.DatabaseRole{"a": {TTL: 100 * s}, "c": {TTL: 7200 * s}},
+			steps:   []step{{0, "a", Issued}, {0, "b", Issued}, {s, "a", Hit}, {0, "c", Issued}},
+			wantLen: 2, kept: []string{"a", "c"}, dropped: []string{"b"},
+		},
+		{
+			name: "re-issuing a cached key evicts nothing", max: 2,
+			roles: map[string]vaulttest.DatabaseRole{"a": {TTL: 300 * s, NonRenewable: true}},
+			steps: []step{{0, "a", Issued}, {100 * s, "b", Issued}, {101 * s, "a", Issued}},
+			// a, re-issued, is the most recently used now.
+			wantLen: 2, kept: []string{"a", "b"},
+		},
+		{
+			name: "renewing a cached key evicts nothing", max: 2,
+			roles:   map[string]vaulttest.DatabaseRole{"a": {TTL: 300 * s}},
+			steps:   []step{{0, "a", Issued}, {100 * s, "b", Issued}, {101 * s, "a", Renewed}},
 			wantLen: 2, kept: []string{"a", "b"},
 		},
 		{
 			name: "zero means the default bound", max: 0,
-			fills:   []fill{{0, "a", nil}, {0, "b", nil}, {0, "c", nil}},
+			steps:   []step{{0, "a", Issued}, {0, "b", Issued}, {0, "c", Issued}},
 			wantLen: 3, kept: []string{"a", "b", "c"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, Options{LeaseCacheSize: tt.max})
+			for name, r := range tt.roles {
+				h.fv.SetDatabaseRole(name, r)
+			}
 			tok := token("a", 0, epoch)
-			reqs := map[string]config.Request{}
-			for _, f := range tt.fills {
-				h.clk.Advance(f.after)
-				reqs[f.name] = dbReq(f.name, f.query...)
-				if _, o := h.fetch(tok, podID("pod-a"), reqs[f.name]); o != Issued {
-					t.Fatalf("filling %s: %s, want issued", f.name, o)
+			for _, st := range tt.steps {
+				h.clk.Advance(st.after)
+				if _, o := h.fetch(tok, podID("pod-a"), dbReq(st.name)); o != st.want {
+					t.Fatalf("fetching %s: %s, want %s", st.name, o, st.want)
 				}
 			}
 			if n := h.c.Leases(); n != tt.wantLen {
 				t.Errorf("%d cached answers, want %d", n, tt.wantLen)
 			}
+			checkIndex(t, h.c.leases)
 			for _, name := range tt.kept {
-				if _, o := h.fetch(tok, podID("pod-a"), reqs[name]); o != Hit {
+				if _, o := h.fetch(tok, podID("pod-a"), dbReq(name)); o != Hit {
 					t.Errorf("%s: %s, want a hit (kept)", name, o)
 				}
 			}
 			for _, name := range tt.dropped {
-				if _, o := h.fetch(tok, podID("pod-a"), reqs[name]); o == Hit {
+				if _, o := h.fetch(tok, podID("pod-a"), dbReq(name)); o == Hit {
 					t.Errorf("%s: still cached, want it evicted", name)
 				}
 			}
@@ -554,7 +526,7 @@ func TestFetchShortLivedCreator(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, Options{})
 			if tt.certTTL != 0 {
-				h.fv.configure(func(c *fakeVaultConfig) { c.certTTL = tt.certTTL })
+				h.fv.SetPKIRole("x", vaulttest.PKIRole{TTL: tt.certTTL})
 			}
 			// Within 2/3 of its TTL the token cache hands out this token as is.
 			if time.Duration(tt.fetches-1)*tt.every >= tt.tokenTTL*2/3 {
@@ -569,7 +541,7 @@ func TestFetchShortLivedCreator(t *testing.T) {
 				_, o := h.fetch(tok, podID("pod-a"), tt.req)
 				outcomes = append(outcomes, o)
 			}
-			if n := h.fv.total(); n != 1 {
+			if n := total(h.fv); n != 1 {
 				t.Errorf("%d Vault calls for %d Fetches within the token's fresh window, want 1 (outcomes %v)", n, tt.fetches, outcomes)
 			}
 		})
@@ -589,14 +561,14 @@ func checkIndex(t *testing.T, c *leaseCache) {
 		}
 		for k := range keys {
 			indexed++
-			if e, ok := c.items[k]; !ok || e.creator != tk {
+			if e, ok := c.lru.peek(k); !ok || e.creator != tk {
 				t.Errorf("index lists %q under %q, not a lease of that token", k, tk)
 			}
 		}
 	}
 	leases := 0
-	for _, e := range c.items {
-		if e.creator != "" {
+	for _, e := range c.lru.items {
+		if e.val.creator != "" {
 			leases++
 		}
 	}
@@ -650,11 +622,12 @@ func TestForgetToken(t *testing.T) {
 			return []config.Request{dbReq("x")}, nil
 		}},
 		{name: "a lease evicted for room leaves the index", forget: podID("pod-a"), steps: func(h *harness) (kept, gone []config.Request) {
-			// The cache holds two; y ends first and makes room for z.
+			// The cache holds two; x, the least recently used, makes room
+			// for z.
 			h.fetch(a, podID("pod-a"), dbReq("x"))
-			h.fetch(a, podID("pod-a"), dbReq("y", "ttl", "60"))
+			h.fetch(a, podID("pod-a"), dbReq("y"))
 			h.fetch(a, podID("pod-a"), dbReq("z"))
-			return nil, []config.Request{dbReq("x"), dbReq("y", "ttl", "60"), dbReq("z")}
+			return nil, []config.Request{dbReq("x"), dbReq("y"), dbReq("z")}
 		}},
 	}
 	for _, tt := range tests {

@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"container/list"
 	"context"
 	"fmt"
 	"sync"
@@ -25,19 +24,23 @@ type Loginer interface {
 // calls Mount for every pod on every rotation poll, and a login per poll is
 // the load that makes a naive provider expensive. Tokens are renewed when
 // renewable and past the refresh point, and replaced by a new login only when
-// they cannot be renewed (enough) or Vault refuses them. The cache is an LRU
-// bounded by size; evicted tokens are revoked.
+// they cannot be renewed (enough) or Vault refuses them.
+//
+// The cache is bounded fairly between pods (fairLRU). A token evicted for
+// room is forgotten, never revoked: eviction is decided by what other pods
+// do, and every SecretProviderClass parameter is a pod author's input, so
+// revoking on eviction would let one pod revoke another's token, and with it
+// every credential that pod holds. An evicted token stays valid in Vault
+// until its TTL, and so do the leases created under it.
 type tokenCache struct {
 	login Loginer
-	size  int // at least one token is kept
 	life  lifetime
-	// onEvict is called with each token evicted (and revoked), under the
-	// identity key it was cached for.
+	// onEvict is called with each token dropped for room or by revokeAll,
+	// under the identity key it was cached for.
 	onEvict func(key string, tok *vault.Token)
 
 	mu    sync.Mutex
-	order *list.List // of *tokenEntry, most recently used first
-	items map[string]*list.Element
+	lru   *fairLRU[*tokenEntry] // by identity key
 	group singleflight.Group
 }
 
@@ -46,6 +49,18 @@ type tokenEntry struct {
 	tok      *vault.Token
 	loginTTL time.Duration // TTL granted at login, the yardstick for renewals
 	vc       *vault.Client
+}
+
+// newTokenCache holds at most size tokens, and perPod for one pod.
+func newTokenCache(login Loginer, life lifetime, size, perPod int) *tokenCache {
+	c := &tokenCache{login: login, life: life, lru: newFairLRU[*tokenEntry]("tokens", size, perPod)}
+	c.lru.onEvict = func(key string, e *tokenEntry, _ string) {
+		metrics.TokenCache.WithLabelValues("evicted").Inc()
+		if c.onEvict != nil {
+			c.onEvict(key, e.tok)
+		}
+	}
+	return c
 }
 
 // token returns a usable Vault token for id; cfg is what logs it in.
@@ -63,11 +78,11 @@ func (c *tokenCache) token(ctx context.Context, vc *vault.Client, id Identity, c
 			return e.tok, nil
 		}
 		if e != nil && e.tok.Renewable {
-			if tok, ok := c.renew(ctx, vc, e); ok {
+			if tok, ok := c.renew(ctx, vc, id, e); ok {
 				return tok, nil
 			}
 		}
-		return c.loginAs(ctx, vc, cfg, key, "login")
+		return c.loginAs(ctx, vc, cfg, id, "login")
 	})
 	if err != nil {
 		return nil, err
@@ -81,10 +96,8 @@ func (c *tokenCache) invalidate(id Identity, tok *vault.Token) {
 	key := id.Key()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok && el.Value.(*tokenEntry).tok.Value == tok.Value {
-		c.order.Remove(el)
-		delete(c.items, key)
-		metrics.CachedEntries.WithLabelValues("tokens").Set(float64(len(c.items)))
+	if e, ok := c.lru.peek(key); ok && e.tok.Value == tok.Value {
+		c.lru.remove(key)
 	}
 }
 
@@ -96,7 +109,7 @@ func (c *tokenCache) relogin(ctx context.Context, vc *vault.Client, id Identity,
 		if e := c.lookup(key); e != nil && e.tok.Value != refused.Value && c.fresh(e) {
 			return e.tok, nil // a concurrent Mount already logged in again
 		}
-		return c.loginAs(ctx, vc, cfg, key, "relogin")
+		return c.loginAs(ctx, vc, cfg, id, "relogin")
 	})
 	if err != nil {
 		return nil, err
@@ -111,7 +124,7 @@ func (c *tokenCache) fresh(e *tokenEntry) bool {
 	return c.life.fresh(e.tok.IssuedAt, e.tok.TTL)
 }
 
-func (c *tokenCache) renew(ctx context.Context, vc *vault.Client, e *tokenEntry) (*vault.Token, bool) {
+func (c *tokenCache) renew(ctx context.Context, vc *vault.Client, id Identity, e *tokenEntry) (*vault.Token, bool) {
 	tok, err := vc.RenewSelf(ctx, e.tok, e.loginTTL)
 	if err != nil {
 		klog.FromContext(ctx).V(2).Info("Token renewal failed; logging in again", "token", e.tok.String(), "err", err)
@@ -124,60 +137,33 @@ func (c *tokenCache) renew(ctx context.Context, vc *vault.Client, e *tokenEntry)
 	}
 	tok.IssuedAt = c.life.now()
 	metrics.TokenCache.WithLabelValues("renewed").Inc()
-	c.store(e.key, tok, e.loginTTL, vc)
+	c.store(id, tok, e.loginTTL, vc)
 	return tok, true
 }
 
-func (c *tokenCache) loginAs(ctx context.Context, vc *vault.Client, cfg *config.Config, key, outcome string) (*vault.Token, error) {
+func (c *tokenCache) loginAs(ctx context.Context, vc *vault.Client, cfg *config.Config, id Identity, outcome string) (*vault.Token, error) {
 	tok, err := c.login.Login(ctx, vc, cfg)
 	if err != nil {
 		return nil, err
 	}
 	tok.IssuedAt = c.life.now()
 	metrics.TokenCache.WithLabelValues(outcome).Inc()
-	c.store(key, tok, tok.TTL, vc)
+	c.store(id, tok, tok.TTL, vc)
 	return tok, nil
 }
 
 func (c *tokenCache) lookup(key string) *tokenEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.items == nil {
-		return nil
-	}
-	el, ok := c.items[key]
-	if !ok {
-		return nil
-	}
-	c.order.MoveToFront(el)
-	return el.Value.(*tokenEntry)
+	e, _ := c.lru.get(key)
+	return e
 }
 
-func (c *tokenCache) store(key string, tok *vault.Token, loginTTL time.Duration, vc *vault.Client) {
+// store caches tok for id, evicting (never revoking) for room.
+func (c *tokenCache) store(id Identity, tok *vault.Token, loginTTL time.Duration, vc *vault.Client) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.items == nil {
-		c.items = map[string]*list.Element{}
-		c.order = list.New()
-	}
-	e := &tokenEntry{key: key, tok: tok, loginTTL: loginTTL, vc: vc}
-	if el, ok := c.items[key]; ok {
-		el.Value = e
-		c.order.MoveToFront(el)
-	} else {
-		c.items[key] = c.order.PushFront(e)
-	}
-	size := max(c.size, 1)
-	for c.order.Len() > size {
-		old := c.order.Remove(c.order.Back()).(*tokenEntry)
-		delete(c.items, old.key)
-		metrics.TokenCache.WithLabelValues("evicted").Inc()
-		if c.onEvict != nil {
-			c.onEvict(old.key, old.tok)
-		}
-		go revoke(old)
-	}
-	metrics.CachedEntries.WithLabelValues("tokens").Set(float64(len(c.items)))
+	c.lru.put(id.key, id.pod, &tokenEntry{key: id.key, tok: tok, loginTTL: loginTTL, vc: vc})
 }
 
 // revokeAll empties the cache and revokes every token it held (and with each,
@@ -186,15 +172,7 @@ func (c *tokenCache) store(key string, tok *vault.Token, loginTTL time.Duration,
 // the first error.
 func (c *tokenCache) revokeAll(ctx context.Context) (int, error) {
 	c.mu.Lock()
-	var entries []*tokenEntry
-	if c.order != nil {
-		for el := c.order.Front(); el != nil; el = el.Next() {
-			entries = append(entries, el.Value.(*tokenEntry))
-		}
-		c.order.Init()
-	}
-	c.items = nil
-	metrics.CachedEntries.WithLabelValues("tokens").Set(0)
+	entries := c.lru.drain()
 	c.mu.Unlock()
 
 	n := 0
@@ -212,14 +190,4 @@ func (c *tokenCache) revokeAll(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, first
-}
-
-// revoke is best effort: an evicted token most likely belongs to a pod that
-// is gone, and leaving it to expire would leave its leases alive too.
-func revoke(e *tokenEntry) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := e.vc.RevokeSelf(ctx, e.tok); err != nil {
-		klog.V(2).InfoS("Revoking an evicted token failed", "token", e.tok.String(), "err", err)
-	}
 }

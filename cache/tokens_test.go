@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/vault"
+	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
 )
 
 func TestTokenCacheRefresh(t *testing.T) {
@@ -57,10 +57,13 @@ func TestTokenCacheRefresh(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, Options{TokenCacheSize: 10, RefreshFraction: tt.fraction})
-			h.fv.configure(func(c *fakeVaultConfig) {
-				c.loginTTL, c.loginRenewable = tt.loginTTL, tt.renewable
-				c.renewTTL, c.renewStatus = tt.renewTTL, tt.renewStatus
+			setLoginRole(h.fv, vaulttest.Role{
+				TTL: time.Duration(tt.loginTTL) * s, NoExpiry: tt.loginTTL == 0, NonRenewable: !tt.renewable,
+				RenewTTL: time.Duration(tt.renewTTL) * s,
 			})
+			if tt.renewStatus != 0 {
+				h.fv.Fail("auth/token/renew-self", tt.renewStatus)
+			}
 			cfg := h.pod("uid-1")
 			first := h.token(cfg)
 			if !first.IssuedAt.Equal(epoch) {
@@ -69,10 +72,10 @@ func TestTokenCacheRefresh(t *testing.T) {
 			h.clk.Advance(tt.after)
 			second := h.token(cfg)
 
-			if n := h.fv.loginCount(); n != tt.wantLogins {
+			if n := loginCount(h.fv); n != tt.wantLogins {
 				t.Errorf("%d logins, want %d", n, tt.wantLogins)
 			}
-			renews := h.fv.requests("auth/token/renew-self")
+			renews := requests(h.fv, "auth/token/renew-self")
 			if len(renews) != tt.wantRenews {
 				t.Errorf("%d renew-self calls, want %d", len(renews), tt.wantRenews)
 			}
@@ -80,11 +83,11 @@ func TestTokenCacheRefresh(t *testing.T) {
 				if r.Token != first.Value {
 					t.Errorf("renew-self with token %q, want the cached %q", r.Token, first.Value)
 				}
-				if inc, _ := r.Body["increment"].(float64); int(inc) != tt.loginTTL {
-					t.Errorf("renew-self asked for increment %v, want the login TTL %d", r.Body["increment"], tt.loginTTL)
+				if inc, _ := r.JSON()["increment"].(float64); int(inc) != tt.loginTTL {
+					t.Errorf("renew-self asked for increment %v, want the login TTL %d", r.JSON()["increment"], tt.loginTTL)
 				}
 			}
-			if n := h.fv.count("auth/token/revoke-self"); n != 0 {
+			if n := count(h.fv, "auth/token/revoke-self"); n != 0 {
 				t.Errorf("%d revocations, want none", n)
 			}
 			if same := second.Value == first.Value; same != tt.wantSame {
@@ -99,11 +102,11 @@ func TestTokenCacheRefresh(t *testing.T) {
 
 			// Whatever happened, the result is cached: asking again at once
 			// makes no Vault call.
-			calls := h.fv.total()
+			calls := total(h.fv)
 			if third := h.token(cfg); third.Value != second.Value {
 				t.Errorf("third token %q, want the cached %q", third.Value, second.Value)
 			}
-			if n := h.fv.total(); n != calls {
+			if n := total(h.fv); n != calls {
 				t.Errorf("asking again right away made %d Vault calls", n-calls)
 			}
 		})
@@ -114,23 +117,23 @@ func TestTokenCacheRefresh(t *testing.T) {
 // renewal granted, and the threshold counts from the last renewal.
 func TestTokenCacheRenewalYardstick(t *testing.T) {
 	h := newHarness(t, Options{TokenCacheSize: 10})
-	h.fv.configure(func(c *fakeVaultConfig) { c.renewTTL = 240 })
+	setLoginRole(h.fv, vaulttest.Role{TTL: loginTTL, RenewTTL: 240 * s})
 	cfg := h.pod("uid-1")
 	first := h.token(cfg)
 	h.clk.Advance(201 * time.Second)
 	h.token(cfg) // renewed: TTL 240 from now
 	h.clk.Advance(159 * time.Second)
-	if tok := h.token(cfg); tok.Value != first.Value || h.fv.count("auth/token/renew-self") != 1 {
-		t.Fatalf("before 2/3 of the renewed TTL: token %q, %d renewals; want a hit", tok.Value, h.fv.count("auth/token/renew-self"))
+	if tok := h.token(cfg); tok.Value != first.Value || count(h.fv, "auth/token/renew-self") != 1 {
+		t.Fatalf("before 2/3 of the renewed TTL: token %q, %d renewals; want a hit", tok.Value, count(h.fv, "auth/token/renew-self"))
 	}
 	h.clk.Advance(2 * time.Second) // 161s > 2/3 of 240s
 	tok := h.token(cfg)
-	renews := h.fv.requests("auth/token/renew-self")
-	if len(renews) != 2 || tok.Value != first.Value || h.fv.loginCount() != 1 {
-		t.Fatalf("past 2/3 of the renewed TTL: token %q, %d renewals, %d logins; want a second renewal", tok.Value, len(renews), h.fv.loginCount())
+	renews := requests(h.fv, "auth/token/renew-self")
+	if len(renews) != 2 || tok.Value != first.Value || loginCount(h.fv) != 1 {
+		t.Fatalf("past 2/3 of the renewed TTL: token %q, %d renewals, %d logins; want a second renewal", tok.Value, len(renews), loginCount(h.fv))
 	}
-	if inc, _ := renews[1].Body["increment"].(float64); inc != 300 {
-		t.Errorf("second renewal asked for %v s, want the login TTL 300", renews[1].Body["increment"])
+	if inc, _ := renews[1].JSON()["increment"].(float64); inc != 300 {
+		t.Errorf("second renewal asked for %v s, want the login TTL 300", renews[1].JSON()["increment"])
 	}
 }
 
@@ -156,21 +159,24 @@ func TestTokenCacheIdentities(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, Options{TokenCacheSize: 10})
-			other := newFakeVault(t, "v2", h.clk.Now)
+			other := newVault(t, h.clk)
 			a := h.pod("uid-1")
 			b := h.pod("uid-1")
-			tt.mutate(b, other.URL)
+			tt.mutate(b, other.URL())
 
+			// Two fake Vaults name their tokens alike: tokens are told
+			// apart as the answers of distinct logins (a hit hands back
+			// the cached *vault.Token itself).
 			tokA := h.token(a)
 			tokB := h.token(b)
-			logins := h.fv.loginCount() + other.loginCount()
+			logins := loginCount(h.fv) + loginCount(other)
 			if tt.share {
-				if tokB.Value != tokA.Value || logins != 1 {
+				if tokB != tokA || logins != 1 {
 					t.Fatalf("equal identities: tokens %q and %q after %d logins; want one shared token", tokA.Value, tokB.Value, logins)
 				}
 				return
 			}
-			if tokB.Value == tokA.Value {
+			if tokB == tokA {
 				t.Fatalf("identities differing in %s share token %q", tt.name, tokA.Value)
 			}
 			if logins != 2 {
@@ -179,32 +185,34 @@ func TestTokenCacheIdentities(t *testing.T) {
 			// Each login went where the identity says.
 			wantMount := "auth/" + b.AuthMountPath + "/login"
 			bVault := h.fv
-			if b.VaultAddress == other.URL {
+			if b.VaultAddress == other.URL() {
 				bVault = other
 			}
-			if reqs := bVault.requests(wantMount); len(reqs) == 0 || reqs[len(reqs)-1].Body["role"] != b.RoleName {
-				t.Errorf("no login as role %q at %s on %s", b.RoleName, wantMount, bVault.name)
+			if reqs := requests(bVault, wantMount); len(reqs) == 0 || reqs[len(reqs)-1].JSON()["role"] != b.RoleName {
+				t.Errorf("no login as role %q at %s on %s", b.RoleName, wantMount, bVault.URL())
 			}
 			// And each identity keeps its own token.
-			if got := h.token(a); got.Value != tokA.Value {
+			if got := h.token(a); got != tokA {
 				t.Errorf("first identity now gets %q, want %q", got.Value, tokA.Value)
 			}
-			if got := h.token(b); got.Value != tokB.Value {
+			if got := h.token(b); got != tokB {
 				t.Errorf("second identity now gets %q, want %q", got.Value, tokB.Value)
 			}
-			if n := h.fv.loginCount() + other.loginCount(); n != 2 {
+			if n := loginCount(h.fv) + loginCount(other); n != 2 {
 				t.Errorf("%d logins after asking both again, want 2", n)
 			}
 		})
 	}
 }
 
+// Pods holding one token each share the cache as a plain LRU: the least
+// recently used is evicted, and forgotten, never revoked.
 func TestTokenCacheLRU(t *testing.T) {
 	tests := []struct {
 		name    string
 		size    int
 		seq     []string // pod UIDs asking for a token, in order
-		evicted []string // whose tokens end up evicted and revoked
+		evicted []string // whose tokens end up evicted
 	}{
 		{name: "third identity evicts the first", size: 2, seq: []string{"a", "b", "c"}, evicted: []string{"a"}},
 		{name: "a hit makes an identity recently used", size: 2, seq: []string{"a", "b", "a", "c"}, evicted: []string{"b"}},
@@ -216,64 +224,59 @@ func TestTokenCacheLRU(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, Options{TokenCacheSize: tt.size})
-			tokens := map[string]string{} // pod UID -> token value
+			evictions := evictionCount("tokens", evictCapacity)
+			tokens := map[string]*vault.Token{} // by pod UID
 			for _, uid := range tt.seq {
 				tok := h.token(h.pod(uid))
-				if prev, ok := tokens[uid]; ok && prev != tok.Value {
-					t.Fatalf("pod %s got a new token %q while cached (had %q)", uid, tok.Value, prev)
+				if prev, ok := tokens[uid]; ok && prev.Value != tok.Value {
+					t.Fatalf("pod %s got a new token %q while cached (had %q)", uid, tok.Value, prev.Value)
 				}
-				tokens[uid] = tok.Value
+				tokens[uid] = tok
 			}
-			if n := h.fv.loginCount(); n != len(tokens) {
+			if n := loginCount(h.fv); n != len(tokens) {
 				t.Errorf("%d logins for %d identities", n, len(tokens))
 			}
-
-			// Revocation is asynchronous: wait for it.
-			eventually(t, fmt.Sprintf("%d revocations", len(tt.evicted)), func() bool {
-				return h.fv.count("auth/token/revoke-self") >= len(tt.evicted)
-			})
-			revoked := map[string]bool{}
-			for _, r := range h.fv.requests("auth/token/revoke-self") {
-				revoked[r.Token] = true
+			if n := evictionCount("tokens", evictCapacity) - evictions; n != float64(len(tt.evicted)) {
+				t.Errorf("%v capacity evictions counted, want %d", n, len(tt.evicted))
 			}
-			if len(revoked) != len(tt.evicted) {
-				t.Errorf("%d tokens revoked, want %d", len(revoked), len(tt.evicted))
+			// Evicted or not, every token stays valid in Vault.
+			if n := count(h.fv, "auth/token/revoke-self"); n != 0 {
+				t.Errorf("%d revoke-self calls, want none", n)
+			}
+			for uid, tok := range tokens {
+				if !live(h.fv, tok) {
+					t.Errorf("pod %s's token is not live in Vault", uid)
+				}
 			}
 			evicted := map[string]bool{}
 			for _, uid := range tt.evicted {
 				evicted[uid] = true
-				if !revoked[tokens[uid]] {
-					t.Errorf("token of evicted pod %s not revoked", uid)
-				}
 			}
 			// Survivors are still cached (hits do not evict anything).
-			logins := h.fv.loginCount()
-			for uid, val := range tokens {
+			logins := loginCount(h.fv)
+			for uid, tok := range tokens {
 				if evicted[uid] {
 					continue
 				}
-				if revoked[val] {
-					t.Errorf("token of cached pod %s was revoked", uid)
-				}
-				if got := h.token(h.pod(uid)); got.Value != val {
-					t.Errorf("pod %s: token %q, want the cached %q", uid, got.Value, val)
+				if got := h.token(h.pod(uid)); got.Value != tok.Value {
+					t.Errorf("pod %s: token %q, want the cached %q", uid, got.Value, tok.Value)
 				}
 			}
-			if n := h.fv.loginCount(); n != logins {
+			if n := loginCount(h.fv); n != logins {
 				t.Errorf("asking for the cached identities' tokens made %d logins", n-logins)
 			}
 			// An evicted identity logs in again, evicting another in turn.
 			if len(tt.evicted) > 0 {
 				uid := tt.evicted[0]
-				if got := h.token(h.pod(uid)); got.Value == tokens[uid] {
-					t.Errorf("evicted pod %s got its revoked token back", uid)
+				if got := h.token(h.pod(uid)); got.Value == tokens[uid].Value {
+					t.Errorf("evicted pod %s got its old token back", uid)
 				}
-				if n := h.fv.loginCount(); n != logins+1 {
+				if n := loginCount(h.fv); n != logins+1 {
 					t.Errorf("evicted pod %s: %d logins, want 1", uid, n-logins)
 				}
-				eventually(t, "the next revocation", func() bool {
-					return h.fv.count("auth/token/revoke-self") == len(tt.evicted)+1
-				})
+				if n := count(h.fv, "auth/token/revoke-self"); n != 0 {
+					t.Errorf("%d revoke-self calls, want none", n)
+				}
 			}
 		})
 	}
@@ -315,7 +318,7 @@ func TestTokenCacheInvalidate(t *testing.T) {
 			if tt.relogA {
 				want = 3
 			}
-			if n := h.fv.loginCount(); n != want {
+			if n := loginCount(h.fv); n != want {
 				t.Errorf("%d logins, want %d", n, want)
 			}
 		})
@@ -360,7 +363,7 @@ func TestTokenCacheRelogin(t *testing.T) {
 			setup: func(h *harness, cfg *config.Config) *vault.Token { return &vault.Token{Value: "hvs.elsewhere"} }},
 		{name: "refused token without expiry: new login", wantLogins: 1,
 			setup: func(h *harness, cfg *config.Config) *vault.Token {
-				h.fv.configure(func(c *fakeVaultConfig) { c.loginTTL = 0 })
+				setLoginRole(h.fv, vaulttest.Role{NoExpiry: true})
 				return h.token(cfg)
 			}},
 	}
@@ -369,13 +372,13 @@ func TestTokenCacheRelogin(t *testing.T) {
 			h := newHarness(t, Options{TokenCacheSize: 10})
 			cfg := h.pod("a")
 			refused := tt.setup(h, cfg)
-			before := h.fv.loginCount()
+			before := loginCount(h.fv)
 			cached := h.c.tokens.lookup(idOf(cfg).Key())
 			tok, err := h.c.tokens.relogin(context.Background(), h.client(cfg.VaultAddress), idOf(cfg), cfg, refused)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := h.fv.loginCount() - before; n != tt.wantLogins {
+			if n := loginCount(h.fv) - before; n != tt.wantLogins {
 				t.Errorf("%d logins, want %d", n, tt.wantLogins)
 			}
 			if tok.Value == refused.Value {
@@ -384,13 +387,13 @@ func TestTokenCacheRelogin(t *testing.T) {
 			if tt.wantCached && (cached == nil || tok.Value != cached.tok.Value) {
 				t.Errorf("relogin returned %q, want the cached replacement", tok.Value)
 			}
-			if n := h.fv.count("auth/token/renew-self"); n != 0 {
+			if n := count(h.fv, "auth/token/renew-self"); n != 0 {
 				t.Errorf("relogin renewed a token %d times", n)
 			}
 			// The new token is the cached one.
-			calls := h.fv.total()
-			if got := h.token(cfg); got.Value != tok.Value || h.fv.total() != calls {
-				t.Errorf("Token after relogin: %q with %d Vault calls, want the cached %q", got.Value, h.fv.total()-calls, tok.Value)
+			calls := total(h.fv)
+			if got := h.token(cfg); got.Value != tok.Value || total(h.fv) != calls {
+				t.Errorf("Token after relogin: %q with %d Vault calls, want the cached %q", got.Value, total(h.fv)-calls, tok.Value)
 			}
 		})
 	}
@@ -425,8 +428,8 @@ func TestTokenCacheConcurrentLogins(t *testing.T) {
 			if tt.cached {
 				cached = h.token(cfg)
 			}
-			before := h.fv.loginCount()
-			release := h.fv.hold(t, "auth/jwt/login")
+			before := loginCount(h.fv)
+			release := h.fv.Hold("auth/jwt/login")
 
 			results := make([]*vault.Token, tt.callers)
 			errs := make([]error, tt.callers)
@@ -440,13 +443,13 @@ func TestTokenCacheConcurrentLogins(t *testing.T) {
 			}
 			// The first login is held until every other caller waits for
 			// it (or a second login shows they do not).
-			eventually(t, "callers to wait for one login", func() bool {
-				return singleflightWaiters(tt.frame) >= tt.callers-1 || h.fv.loginCount()-before > 1
+			vaulttest.Eventually(t, "callers to wait for one login", func() bool {
+				return singleflightWaiters(tt.frame) >= tt.callers-1 || loginCount(h.fv)-before > 1
 			})
 			release()
 			wg.Wait()
 
-			if n := h.fv.loginCount() - before; n != 1 {
+			if n := loginCount(h.fv) - before; n != 1 {
 				t.Errorf("%d logins for %d concurrent callers, want 1", n, tt.callers)
 			}
 			for i := range tt.callers {

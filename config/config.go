@@ -10,7 +10,6 @@ package config
 
 import (
 	"encoding/json"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -269,20 +268,6 @@ func normalizeMountPath(p string) string {
 	p = strings.Trim(p, "/")
 	p = strings.TrimPrefix(p, "auth/")
 	return strings.Trim(p, "/")
-}
-
-// checkAddress refuses what is not an http(s) URL, and user information:
-// the Vault client would send it as basic auth, and every error about the
-// address would show it. Neither message quotes credentials.
-func checkAddress(addr string) error {
-	if hasUserinfo(addr) {
-		return errorf("a Vault address in parameter %q carries user information (user:password@, not shown here): Vault takes no credentials in its address, remove them", ParamVaultAddress)
-	}
-	u, err := url.Parse(addr)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errorf("Vault address %q is not a URL like https://vault.example:8200", addr)
-	}
-	return nil
 }
 
 // parsePermission reads the driver's default file mode. The driver marshals an

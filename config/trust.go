@@ -18,6 +18,14 @@ const FlagAllowedVaultAddresses = "-allowed-vault-addresses"
 // certificate and the CA it trusts must only ever be used with the Vault
 // servers the operator named. An address is trusted when it is one of the
 // -vault-addr addresses or matches -allowed-vault-addresses.
+//
+// A unix:// address is a socket on the node: whatever listens there gets
+// the pod's token and answers as Vault, and the socket may be a local
+// service the tenant could otherwise not reach. So a class may name one
+// only if it is trusted — one of -vault-addr's, or an exact entry of
+// -allowed-vault-addresses (prefixes never match one) — even with no
+// allow-list, and a redirect goes to or from one only where the Mount
+// lists the target itself.
 
 // trust is what the operator's flags say about Vault addresses.
 type trust struct {
@@ -73,8 +81,17 @@ func (t *trust) trusted(origin string) bool {
 
 // Origin returns addr's origin "scheme://host:port": scheme and host in
 // lower case, the scheme's default port made explicit, no user information,
-// path or query. It is "" when addr is not an http or https URL with a host.
+// path or query. A well-formed unix:// address is its own origin, its path
+// kept as written ("unix:///var/run/vault/agent.sock"). It is "" when addr
+// is neither an http or https URL with a host nor a well-formed unix://
+// address.
 func Origin(addr string) string {
+	if IsUnix(addr) {
+		if p, ok := SocketPath(addr); ok {
+			return unixScheme + p
+		}
+		return ""
+	}
 	u, err := url.Parse(addr)
 	if err != nil || u.Host == "" {
 		return ""
@@ -103,9 +120,15 @@ func Origin(addr string) string {
 // the operator's CA and client certificate are not the tenant's to present
 // to a server of their choosing, and neither is a file on the node.
 //
+// A unix:// address gets no TLS settings at all: the provider speaks plain
+// HTTP over the socket, and reads none of the files.
+//
 // A Config not made by Parse trusts every address: code built it, not a
 // tenant.
 func (c *Config) TLSFor(addr string) TLS {
+	if IsUnix(addr) {
+		return TLS{}
+	}
 	if c.trust == nil || c.trust.trusted(Origin(addr)) {
 		return c.TLS
 	}
@@ -133,13 +156,45 @@ func (c *Config) MayContact(addr string) bool {
 	return c.trust.trusted(o)
 }
 
+// Lists reports whether addr is one of this Mount's own addresses
+// (vaultAddress, or -vault-addr's when the class named none).
+func (c *Config) Lists(addr string) bool {
+	o := Origin(addr)
+	if o == "" {
+		return false
+	}
+	for _, a := range c.VaultAddresses {
+		if Origin(a) == o {
+			return true
+		}
+	}
+	return false
+}
+
+// MayRedirect reports whether a redirect from the address from to the
+// origin to may be followed: to an address the Mount may contact, and
+// where either end is a unix:// socket only to one of the Mount's own
+// addresses — an allow-list entry or a -vault-addr the class did not list
+// is not enough to have Vault send the provider to or from a socket on the
+// node.
+func (c *Config) MayRedirect(from, to string) bool {
+	if IsUnix(from) || IsUnix(to) {
+		return c.Lists(to)
+	}
+	return c.MayContact(to)
+}
+
 // checkTrust refuses what a class may not do with the addresses it named:
-// an address outside a non-empty allow-list, and a client certificate of
-// its own for an address the operator does not trust.
+// an address outside a non-empty allow-list, a unix:// address the operator
+// does not trust, and a client certificate of its own for an address the
+// operator does not trust.
 func (c *Config) checkTrust(classCert bool) error {
 	for _, a := range c.VaultAddresses {
 		if c.trust.trusted(Origin(a)) {
 			continue
+		}
+		if IsUnix(a) {
+			return errorf("Vault address %s is a Unix socket on the provider's node, which a SecretProviderClass may use only if the provider's operator trusts it: it must be one of the -vault-addr addresses or listed exactly in %s; use a Vault URL (https://...), or ask the operator to add this socket", a, FlagAllowedVaultAddresses)
 		}
 		if !c.trust.open {
 			return errorf("Vault address %s is not allowed: this provider lets a SecretProviderClass use only its -vault-addr addresses and those its operator listed in %s; use one of those, or ask the operator to add this address", a, FlagAllowedVaultAddresses)
@@ -159,8 +214,14 @@ func (c *Config) checkTrust(classCert bool) error {
 func (d *Defaults) Validate() error {
 	addrs := strings.Split(d.VaultAddress, ",")
 	for i, a := range addrs {
-		if hasUserinfo(strings.TrimSpace(a)) {
+		a = strings.TrimSpace(a)
+		if hasUserinfo(a) {
 			return fmt.Errorf("-vault-addr (or $VAULT_ADDR): address %d of %d carries user information (user:password@); Vault takes no credentials in its address, remove them", i+1, len(addrs))
+		}
+		if IsUnix(a) {
+			if problem := socketPathProblem(a[len(unixScheme):]); problem != "" {
+				return fmt.Errorf("-vault-addr (or $VAULT_ADDR): address %d of %d, %q, is not a usable unix:// address: %s", i+1, len(addrs), a, problem)
+			}
 		}
 	}
 	for i, e := range d.AllowedVaultAddresses {
@@ -195,8 +256,15 @@ func hasUserinfo(addr string) bool {
 	return u.User != nil
 }
 
-// checkAllowedOrigin checks an exact allow-list entry: scheme://host:port.
+// checkAllowedOrigin checks an exact allow-list entry: scheme://host:port,
+// or a unix:// socket address.
 func checkAllowedOrigin(e string) error {
+	if IsUnix(e) {
+		if problem := socketPathProblem(e[len(unixScheme):]); problem != "" {
+			return fmt.Errorf("is not a usable unix:// address: %s", problem)
+		}
+		return nil
+	}
 	u, err := url.Parse(e)
 	switch {
 	case err != nil || Origin(e) == "":
@@ -218,6 +286,8 @@ func checkAllowedPrefix(p string) error {
 		rest, ok = strings.CutPrefix(lp, "http://")
 	}
 	switch {
+	case !ok && IsUnix(p):
+		return fmt.Errorf("is a prefix of unix:// addresses; a Unix socket is trusted only when listed exactly (unix:///path/to/agent.sock)")
 	case !ok:
 		return fmt.Errorf("is a prefix that does not start with https:// or http://")
 	case strings.ContainsAny(rest, "/?#@*"):

@@ -17,7 +17,11 @@ func TestOrigin(t *testing.T) {
 		"vault:8200":                       "",
 		"ftp://vault":                      "",
 		"https://":                         "",
-		"unix:///var/run/vault.sock":       "",
+		"unix:///var/run/vault.sock":       "unix:///var/run/vault.sock",
+		"UNIX:///var/run/Vault.sock":       "unix:///var/run/Vault.sock",
+		"unix://vault.sock":                "",
+		"unix:///var/run/../vault.sock":    "",
+		"unix:///var/run/vault.sock?x=1":   "",
 		"":                                 "",
 	} {
 		if got := Origin(in); got != want {
@@ -105,6 +109,21 @@ func TestTLSForAndMayContact(t *testing.T) {
 			name: "not a URL",
 			addr: "vault-0:8200", wantTLS: TLS{}, contact: false,
 		},
+		{
+			name:    "an allow-listed socket gets no TLS settings",
+			allowed: []string{"unix:///run/agent.sock"},
+			over:    map[string]string{ParamVaultCACertPath: "/class/ca.pem"},
+			addr:    "unix:///run/agent.sock", wantTLS: TLS{}, contact: true,
+		},
+		{
+			name: "a socket nobody trusts or lists",
+			addr: "unix:///run/agent.sock", wantTLS: TLS{}, contact: false,
+		},
+		{
+			name:    "a socket is trusted only in its exact spelling",
+			allowed: []string{"unix:///run/agent.sock"},
+			addr:    "unix:///run/Agent.sock", wantTLS: TLS{}, contact: false,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +136,47 @@ func TestTLSForAndMayContact(t *testing.T) {
 			}
 			if got := c.MayContact(tt.addr); got != tt.contact {
 				t.Errorf("MayContact(%q) = %v, want %v", tt.addr, got, tt.contact)
+			}
+		})
+	}
+}
+
+// MayRedirect: between http(s) addresses, what MayContact says; to or
+// from a socket, only to an address the Mount lists itself.
+func TestMayRedirect(t *testing.T) {
+	const agent = "unix:///var/run/vault/agent.sock"
+	d := Defaults{
+		VaultAddress:          agent,
+		AuthMountPath:         "kubernetes",
+		AllowedVaultAddresses: []string{"https://vault-*", "unix:///run/other.sock"},
+	}
+	tests := []struct {
+		name     string
+		class    string // vaultAddress, "" for the default
+		from, to string
+		want     bool
+	}{
+		{"socket to an allow-listed origin the class does not list", "", agent, "https://vault-0:8200", false},
+		{"socket to an origin the class lists", agent + ",https://vault-0:8200", agent, "https://vault-0:8200", true},
+		{"listed origin to the socket the class lists", agent + ",https://vault-0:8200", "https://vault-0:8200", agent, true},
+		{"listed origin to the trusted default socket the class does not list", "https://vault-0:8200", "https://vault-0:8200", agent, false},
+		{"to an allow-listed socket the class does not list", "https://vault-0:8200", "https://vault-0:8200", "unix:///run/other.sock", false},
+		{"socket to the same socket", "", agent, agent, true},
+		{"between URLs: an allow-listed origin the class does not list", "https://vault-0:8200", "https://vault-0:8200", "https://vault-1:8200", true},
+		{"between URLs: an untrusted unlisted origin", "https://vault-0:8200", "https://vault-0:8200", "https://elsewhere:8200", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			over := map[string]string{}
+			if tt.class != "" {
+				over[ParamVaultAddress] = tt.class
+			}
+			c, err := Parse(attrs(t, over), "null", "420", d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.MayRedirect(tt.from, tt.to); got != tt.want {
+				t.Errorf("MayRedirect(%s, %s) = %v, want %v", tt.from, tt.to, got, tt.want)
 			}
 		})
 	}
@@ -222,6 +282,11 @@ func TestDefaultsValidate(t *testing.T) {
 		{name: "prefix without scheme", d: trustDefaults("vault-*"), errSub: "does not start with https:// or http://"},
 		{name: "prefix with path", d: trustDefaults("https://vault:8200/*"), errSub: "more than a host and port"},
 		{name: "prefix with userinfo", d: trustDefaults("https://admin:hunter2@*"), errSub: "(not shown: it contains '@') is a prefix of more than a host and port"},
+		{name: "socket as -vault-addr", d: Defaults{VaultAddress: "unix:///var/run/vault/agent.sock,https://vault:8200"}},
+		{name: "relative socket as -vault-addr", d: Defaults{VaultAddress: "https://vault:8200,unix://agent.sock"}, errSub: `-vault-addr (or $VAULT_ADDR): address 2 of 2, "unix://agent.sock", is not a usable unix:// address: its socket path is not absolute`},
+		{name: "socket entry", d: trustDefaults("unix:///run/agent.sock")},
+		{name: "unclean socket entry", d: trustDefaults("unix:///run/./agent.sock"), errSub: `entry 1 "unix:///run/./agent.sock" is not a usable unix:// address: its socket path is not clean`},
+		{name: "socket prefix", d: trustDefaults("unix:///run/*"), errSub: "is a prefix of unix:// addresses; a Unix socket is trusted only when listed exactly"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

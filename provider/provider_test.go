@@ -86,9 +86,9 @@ const podJWT = "pod-jwt"
 // "app" with podJWT only, a KV v2 secret, a value that is not hex, and a
 // path the role's policy denies. Database credentials are the fake's
 // (v-r-1/p-r-1 for the first of database/creds/r).
-func newVault(t *testing.T) *vaulttest.Server {
+func newVault(t *testing.T, opts ...vaulttest.Option) *vaulttest.Server {
 	t.Helper()
-	v := vaulttest.New(t)
+	v := vaulttest.New(t, opts...)
 	v.EnableAuth("kubernetes").Role("app", vaulttest.Role{JWTs: []string{podJWT}, TTL: 5 * time.Minute})
 	v.PutKV2("secret/data/app", map[string]any{"username": "app-user", "port": 5432})
 	v.PutKV("hexbad", map[string]any{"k": "s3cr3tZZ"})
@@ -293,6 +293,60 @@ func TestMountErrors(t *testing.T) {
 				t.Errorf("Vault was called %d times, want none", n)
 			}
 		})
+	}
+}
+
+// vault-helm's DaemonSet: -vault-addr (VAULT_ADDR) is a Vault Agent's
+// Unix socket. Mounts go through it, with the operator's TLS settings
+// unused; a class may not name a socket the operator does not trust; and
+// a failover list may go from a socket to a URL.
+func TestMountOverUnixSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "vs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	agent := newVault(t, vaulttest.OnSocket(dir+"/agent.sock"))
+	objects := "- objectName: user\n  secretPath: secret/data/app\n  secretKey: username\n"
+
+	p := newProvider(agent)
+	p.Defaults.TLS = config.TLS{CACert: dir + "/missing-ca.pem"} // would fail the Mount if read
+	resp, err := p.Mount(context.Background(), mountRequest(t, objects, true))
+	if err != nil {
+		t.Fatalf("Mount through the socket: %v", err)
+	}
+	if len(resp.Files) != 1 || string(resp.Files[0].Contents) != "app-user" {
+		t.Errorf("files = %v", resp.Files)
+	}
+	if n := agent.Count("", "auth/kubernetes/login"); n != 1 {
+		t.Errorf("%d logins through the socket, want 1", n)
+	}
+
+	// A class naming another socket: refused before any Vault call.
+	req := mountRequest(t, objects, true)
+	var a map[string]string
+	_ = json.Unmarshal([]byte(req.Attributes), &a)
+	a[config.ParamVaultAddress] = "unix://" + dir + "/other.sock"
+	ab, _ := json.Marshal(a)
+	req.Attributes = string(ab)
+	before := len(agent.Calls())
+	_, err = p.Mount(context.Background(), req)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "unix://"+dir+"/other.sock is a Unix socket on the provider's node") {
+		t.Errorf("class naming an untrusted socket: %v, want InvalidArgument naming it", err)
+	}
+	if n := len(agent.Calls()) - before; n != 0 {
+		t.Errorf("%d Vault calls for a refused class", n)
+	}
+
+	// Failover: a socket nobody listens on, then a Vault URL.
+	v := newVault(t)
+	p2 := newProvider(v)
+	p2.Defaults.VaultAddress = "unix://" + dir + "/gone.sock," + v.URL()
+	if _, err := p2.Mount(context.Background(), mountRequest(t, objects, true)); err != nil {
+		t.Fatalf("Mount failing over from a dead socket: %v", err)
+	}
+	if n := v.Count("GET", "secret/data/app"); n != 1 {
+		t.Errorf("%d reads at the second address, want 1", n)
 	}
 }
 

@@ -25,7 +25,7 @@ go test -race -count=1 ./...
 fuzz_time=${VCP_FUZZ_TIME:-10s}
 log "fuzz smoke: every target for $fuzz_time"
 for target in ./config:FuzzParse ./config:FuzzParseObjects ./config:FuzzValidateFileName ./config:FuzzRequestKey \
-	./provider:FuzzRender ./internal/tmpl:FuzzTemplate ./vault:FuzzParseSecret; do
+	./provider:FuzzRender ./internal/tmpl:FuzzTemplate ./internal/tmpl:FuzzPrintf ./server:FuzzPodUID ./vault:FuzzParseSecret; do
 	if ! go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzz_time" -fuzzminimizetime 5s "${target%%:*}" >"$CACHE_DIR/fuzz.log" 2>&1; then
 		tail -40 "$CACHE_DIR/fuzz.log" >&2
 		die "fuzz target $target failed (the crasher is kept under its testdata/fuzz)"

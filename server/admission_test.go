@@ -21,20 +21,8 @@ import (
 
 	"github.com/vault-csi-provider/vault-csi-provider/config"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/metrics"
+	"github.com/vault-csi-provider/vault-csi-provider/vault/vaulttest"
 )
-
-// eventually waits until cond holds. The timeout only guards against a hung
-// test; nothing asserts how long anything took.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // state returns the admission counters and the number of pods with state.
 func (a *admission) state() (running, queued, pods, ready int) {
@@ -106,9 +94,9 @@ func TestAdmissionRoundRobinByPod(t *testing.T) {
 	for range 100 {
 		queue("A")
 	}
-	eventually(t, "pod A queued 100 Mounts", func() bool { return a.queuedNow() == 100 })
+	vaulttest.Eventually(t, "pod A queued 100 Mounts", func() bool { return a.queuedNow() == 100 })
 	queue("B")
-	eventually(t, "pod B queued behind them", func() bool { return a.queuedNow() == 101 })
+	vaulttest.Eventually(t, "pod B queued behind them", func() bool { return a.queuedNow() == 101 })
 	hold()
 	wg.Wait()
 
@@ -133,7 +121,7 @@ func TestAdmissionPerPodBound(t *testing.T) {
 	a1 := mustAcquire(t, a, "A")
 	a2 := mustAcquire(t, a, "A")
 	third := acquireAsync(context.Background(), a, "A")
-	eventually(t, "pod A's third Mount queued", func() bool { return a.queuedNow() == 1 })
+	vaulttest.Eventually(t, "pod A's third Mount queued", func() bool { return a.queuedNow() == 1 })
 
 	// Slots are free: another pod, and a request without a UID, do not wait
 	// behind A.
@@ -163,7 +151,7 @@ func TestAdmissionQueueFull(t *testing.T) {
 	hold := mustAcquire(t, a, "A")
 	w1 := acquireAsync(context.Background(), a, "A")
 	w2 := acquireAsync(context.Background(), a, "B")
-	eventually(t, "two Mounts queued", func() bool { return a.queuedNow() == 2 })
+	vaulttest.Eventually(t, "two Mounts queued", func() bool { return a.queuedNow() == 2 })
 
 	_, err := a.acquire(context.Background(), "C")
 	if status.Code(err) != codes.ResourceExhausted {
@@ -259,7 +247,7 @@ func TestAdmissionCanceledWhileQueued(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	res := acquireAsync(ctx, a, "B")
 	later := acquireAsync(context.Background(), a, "C")
-	eventually(t, "two Mounts queued", func() bool { return a.queuedNow() == 2 })
+	vaulttest.Eventually(t, "two Mounts queued", func() bool { return a.queuedNow() == 2 })
 	cancel()
 	err := <-res
 	if status.Code(err) != codes.Canceled {
@@ -444,7 +432,7 @@ func TestMountsBoundedOverGRPC(t *testing.T) {
 	for range each {
 		results = append(results, mountAsync(callCtx(t), client, "pod-0"))
 	}
-	eventually(t, "pod-0 at its bound, the rest of its Mounts queued", func() bool {
+	vaulttest.Eventually(t, "pod-0 at its bound, the rest of its Mounts queued", func() bool {
 		running, queued, _, _ := adm.state()
 		return running == perPod && queued == each-perPod
 	})
@@ -454,7 +442,7 @@ func TestMountsBoundedOverGRPC(t *testing.T) {
 		}
 	}
 	const total = pods * each
-	eventually(t, "the limit reached and the rest queued", func() bool {
+	vaulttest.Eventually(t, "the limit reached and the rest queued", func() bool {
 		running, queued, _, _ := adm.state()
 		return running == limit && queued == total-limit
 	})
@@ -486,7 +474,7 @@ func TestMountsBoundedOverGRPC(t *testing.T) {
 	if len(g.maxByPod) != pods {
 		t.Errorf("%d pods mounted, want %d", len(g.maxByPod), pods)
 	}
-	eventually(t, "admission idle", func() bool { r, q, p, _ := adm.state(); return r+q+p == 0 })
+	vaulttest.Eventually(t, "admission idle", func() bool { r, q, p, _ := adm.state(); return r+q+p == 0 })
 }
 
 func TestVersionNotLimited(t *testing.T) {
@@ -495,7 +483,7 @@ func TestVersionNotLimited(t *testing.T) {
 	first := mountAsync(callCtx(t), client, "a")
 	<-g.started
 	second := mountAsync(callCtx(t), client, "b")
-	eventually(t, "a Mount queued", func() bool { return adm.queuedNow() == 1 })
+	vaulttest.Eventually(t, "a Mount queued", func() bool { return adm.queuedNow() == 1 })
 
 	// Saturated: Mounts are refused, Version still answers.
 	_, err := client.Mount(callCtx(t), &pb.MountRequest{Attributes: podAttrs("c")})
@@ -535,7 +523,7 @@ func TestMountDeadlineWhileQueuedOverGRPC(t *testing.T) {
 	}
 	// The client cancels the call at its deadline; the server still counts
 	// a deadline, not a cancellation.
-	eventually(t, "the server counted the deadline", func() bool {
+	vaulttest.Eventually(t, "the server counted the deadline", func() bool {
 		return testutil.ToFloat64(metrics.MountAdmissionRejections.WithLabelValues(rejectDeadline))-before == 1
 	})
 	if q := adm.queuedNow(); q != 0 {
@@ -560,7 +548,7 @@ func TestAdmissionNoGoroutineLeak(t *testing.T) {
 		}
 		<-g.started
 		<-g.started
-		eventually(t, "the queue full", func() bool { return adm.queuedNow() == 10 })
+		vaulttest.Eventually(t, "the queue full", func() bool { return adm.queuedNow() == 10 })
 		cancel()
 		for _, res := range results {
 			switch c := status.Code(<-res); c {
@@ -570,13 +558,13 @@ func TestAdmissionNoGoroutineLeak(t *testing.T) {
 			}
 		}
 		// The waiters left although no slot freed.
-		eventually(t, "the queue empty", func() bool { return adm.queuedNow() == 0 })
+		vaulttest.Eventually(t, "the queue empty", func() bool { return adm.queuedNow() == 0 })
 		g.release <- struct{}{}
 		g.release <- struct{}{}
-		eventually(t, "admission idle", func() bool { r, q, p, _ := adm.state(); return r+q+p == 0 })
+		vaulttest.Eventually(t, "admission idle", func() bool { r, q, p, _ := adm.state(); return r+q+p == 0 })
 	})
 	const slack = 5
-	eventually(t, fmt.Sprintf("goroutines back to %d (+%d)", base, slack), func() bool {
+	vaulttest.Eventually(t, fmt.Sprintf("goroutines back to %d (+%d)", base, slack), func() bool {
 		return runtime.NumGoroutine() <= base+slack
 	})
 }

@@ -157,3 +157,16 @@ func (s *tlsServer) requests() []int {
 	defer s.mu.Unlock()
 	return append([]int(nil), s.certs...)
 }
+
+// socketPath is a path for a Unix socket in a new temporary directory:
+// short enough for a socket address, and free of the commas a test's name
+// may put in t.TempDir() (vaultAddress lists are comma-separated).
+func socketPath(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "agent.sock")
+}

@@ -11,10 +11,10 @@ import (
 // travels in the context (WithPolicy), so every call made for the Mount —
 // login, reads, renewals — obeys it without each caller passing it on.
 type Policy struct {
-	// Redirect says whether a redirect to origin ("scheme://host:port")
-	// may be followed and with which TLS settings. Nil: redirects are not
-	// followed.
-	Redirect func(origin string) (config.TLS, bool)
+	// Redirect says whether a redirect from the address from to origin
+	// ("scheme://host:port", or a unix:// socket address) may be followed
+	// and with which TLS settings. Nil: redirects are not followed.
+	Redirect func(from, origin string) (config.TLS, bool)
 	// Budget bounds the bytes read of all the answers; nil: no bound
 	// beyond each answer's own.
 	Budget *Budget
@@ -38,14 +38,15 @@ func policyFrom(ctx context.Context) Policy {
 // hold up to maxResponseBytes (the provider's -max-response-bytes):
 //
 //   - a redirect is followed only to an origin the Mount may contact (one
-//     of its vaultAddress addresses, or one the operator trusts), with that
-//     origin's TLS settings (cfg.TLSFor): never the credentials of the
-//     address that redirected;
+//     of its vaultAddress addresses, or one the operator trusts; to or from
+//     a unix:// socket only one of its own addresses: cfg.MayRedirect),
+//     with that origin's TLS settings (cfg.TLSFor): never the credentials
+//     of the address that redirected;
 //   - the answers may add up to MountBudget(maxResponseBytes).
 func MountPolicy(cfg *config.Config, maxResponseBytes int) Policy {
 	return Policy{
-		Redirect: func(origin string) (config.TLS, bool) {
-			if !cfg.MayContact(origin) {
+		Redirect: func(from, origin string) (config.TLS, bool) {
+			if !cfg.MayRedirect(from, origin) {
 				return config.TLS{}, false
 			}
 			return cfg.TLSFor(origin), true

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"container/list"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -52,10 +53,13 @@ var DefaultOptions = Options{
 
 // Target says which Vault server to talk to and how.
 type Target struct {
+	// Address is an http(s) URL, or a unix:// socket address (a Vault
+	// Agent on the node), spoken to in plain HTTP.
 	Address   string
 	Namespace string
 	// TLS for a Mount is cfg.TLSFor(Address): the operator's settings only
-	// for an address the operator trusts.
+	// for an address the operator trusts. It is ignored for a unix://
+	// address: nothing is read, no TLS is spoken.
 	TLS config.TLS
 }
 
@@ -160,6 +164,15 @@ func (p *Pool) Client(t Target) (*Client, error) {
 		// config refuses these; the address would go out as basic auth.
 		return nil, fmt.Errorf("the Vault address %s carries user information, which is not sent", redactAddr(addr))
 	}
+	if config.IsUnix(t.Address) {
+		if _, ok := config.SocketPath(addr); !ok {
+			// config refuses these too.
+			return nil, fmt.Errorf("the Vault address %q is not a unix:// address of an absolute, clean socket path", addr)
+		}
+		// Plain HTTP over the socket: no TLS setting applies, and one
+		// client serves the socket whatever settings the caller passed.
+		t.TLS = config.TLS{}
+	}
 	k := clientKey{addr: addr, tls: t.TLS, ns: t.Namespace}
 	if c := p.cached(k); c != nil {
 		return c, nil
@@ -262,6 +275,9 @@ func (p *Pool) transport(k transportKey) (*transport, error) {
 }
 
 func (p *Pool) newTransport(k transportKey) (*transport, error) {
+	if sock, ok := config.SocketPath(k.addr); ok {
+		return newSocketTransport(sock, p.opts.MaxConnections), nil
+	}
 	tc, err := tlsConfig(k.tls)
 	if err != nil {
 		return nil, &SettingsError{Addr: k.addr, Err: err}
@@ -284,14 +300,45 @@ func (p *Pool) newTransport(k transportKey) (*transport, error) {
 		MaxConnsPerHost:       p.opts.MaxConnections,
 		TLSClientConfig:       tc,
 	}
+	return newTransportFor(tr), nil
+}
+
+// newSocketTransport is the transport for a Vault Agent (or any Vault
+// listener) on the Unix socket sock: every connection goes to the socket,
+// whatever host the request URL names, in plain HTTP/1.1, and never through
+// a proxy. The Vault client would set up the same itself for a unix://
+// address, but only on an *http.Transport of its own, dialling without the
+// request's context. At most maxConns connections, all kept alive (see
+// Options.MaxConnections).
+func newSocketTransport(sock string, maxConns int) *transport {
+	d := &net.Dialer{Timeout: 30 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", sock)
+		},
+		MaxIdleConns:          maxConns,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		MaxIdleConnsPerHost:   maxConns,
+		MaxConnsPerHost:       maxConns,
+	}
+	return newTransportFor(tr)
+}
+
+func newTransportFor(tr *http.Transport) *transport {
 	hc := &http.Client{
 		Transport: &meteredTransport{base: tr},
 		// send follows redirects itself, with the client of the origin
 		// redirected to; net/http must hand them back untouched.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &transport{hc: hc, tr: tr}, nil
+	return &transport{hc: hc, tr: tr}
 }
+
+// socketURL is the URL the Vault client addresses requests over a Unix
+// socket to, as its own unix:// support does: the host names no server,
+// the transport dials the socket.
+const socketURL = "http://localhost"
 
 // proxyFromEnvironment is the proxy api.DefaultConfig would use.
 func proxyFromEnvironment() func(*http.Request) (*url.URL, error) {
@@ -307,6 +354,10 @@ func (p *Pool) newAPIClient(addr string, hc *http.Client) (*api.Client, error) {
 		return nil, fmt.Errorf("vault client defaults: %w", cfg.Error)
 	}
 	cfg.Address = addr
+	if config.IsUnix(addr) {
+		// The transport dials the socket (newSocketTransport).
+		cfg.Address = socketURL
+	}
 	// DefaultConfig reads VAULT_AGENT_ADDR, which NewClient prefers over
 	// Address: the SPC's or flag's address must win.
 	cfg.AgentAddress = ""

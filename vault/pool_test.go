@@ -506,3 +506,78 @@ func TestPoolCloseIdleConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A Vault Agent on a Unix socket (vault-helm's VAULT_ADDR=unix:///...):
+// logins and reads go over the socket in plain HTTP, TLS settings are
+// neither read nor used, and the namespace and token arrive as over TCP.
+func TestPoolUnixSocket(t *testing.T) {
+	// The provider's own environment names a socket too; it must not
+	// matter to the targets it is given.
+	t.Setenv("VAULT_ADDR", "unix:///nonexistent/agent.sock")
+	sock := socketPath(t)
+	agent := vaulttest.New(t, vaulttest.OnSocket(sock))
+	agent.EnableAuth("kubernetes").Role("app", vaulttest.Role{})
+	agent.PutKV2("secret/data/app", map[string]any{"k": "v"})
+
+	// Files that do not exist: reading any of them would fail the client.
+	operatorTLS := config.TLS{CACert: "/nonexistent/ca.pem", ClientCert: "/nonexistent/tls.crt", ClientKey: "/nonexistent/tls.key", ServerName: "vault.internal"}
+	p := NewPool(Options{MaxRetries: 0})
+	c, err := p.Client(Target{Address: "unix://" + sock, Namespace: "team", TLS: operatorTLS})
+	if err != nil {
+		t.Fatalf("client for the socket with TLS settings: %v", err)
+	}
+	if c.Address() != "unix://"+sock {
+		t.Errorf("Address() = %q", c.Address())
+	}
+	if other, err := p.Client(Target{Address: "unix://" + sock, Namespace: "team"}); err != nil || other != c {
+		t.Errorf("the same socket with other TLS settings gave another client (err %v)", err)
+	}
+
+	tok, err := c.Login(context.Background(), "kubernetes", "app", "jwt-of-the-pod")
+	if err != nil {
+		t.Fatalf("Login over the socket: %v", err)
+	}
+	login := last(t, agent)
+	if login.Method != "POST" || login.Path != "auth/kubernetes/login" || login.Namespace != "team" || login.Token != "" {
+		t.Errorf("login arrived as %s %s namespace %q token %q", login.Method, login.Path, login.Namespace, login.Token)
+	}
+	resp, err := c.Do(context.Background(), tok.Value, config.Request{Method: "GET", Path: "secret/data/app", Query: map[string][]string{"version": {"1"}}})
+	if err != nil {
+		t.Fatalf("Do over the socket: %v", err)
+	}
+	if data, _ := resp.Secret.Data["data"].(map[string]any); data["k"] != "v" {
+		t.Errorf("data = %v", resp.Secret.Data)
+	}
+	read := last(t, agent)
+	if read.Path != "secret/data/app" || read.Token != tok.Value || read.Namespace != "team" || read.Query.Get("version") != "1" {
+		t.Errorf("read arrived as %s token ok %v namespace %q query %v", read.Path, read.Token == tok.Value, read.Namespace, read.Query)
+	}
+	if n := len(agent.Calls()); n != 2 {
+		t.Errorf("the agent got %d calls, want 2", n)
+	}
+}
+
+// An absent socket is Vault unreachable (so failover moves on), and the
+// message names the socket.
+func TestPoolUnixSocketUnreachable(t *testing.T) {
+	sock := socketPath(t)
+	c := newClient(t, Options{MaxRetries: 0}, Target{Address: "unix://" + sock})
+	_, err := c.Do(context.Background(), "t", config.Request{Method: "GET", Path: "secret/x"})
+	var ue *UnreachableError
+	if !errors.As(err, &ue) {
+		t.Fatalf("err = %v (%T), want an *UnreachableError", err, err)
+	}
+	for _, want := range []string{"GET secret/x: cannot reach Vault at unix://" + sock + ": ", "dial unix " + sock} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q does not contain %q", err, want)
+		}
+	}
+}
+
+func TestPoolRefusesMalformedSocketAddress(t *testing.T) {
+	for _, addr := range []string{"unix://agent.sock", "unix:///run/../agent.sock", "unix://"} {
+		if _, err := NewPool(Options{}).Client(Target{Address: addr}); err == nil || !strings.Contains(err.Error(), "not a unix:// address of an absolute, clean socket path") {
+			t.Errorf("%s: err = %v", addr, err)
+		}
+	}
+}

@@ -141,7 +141,7 @@ func TestRedirectRefused(t *testing.T) {
 					http.Redirect(w, r, "file:///etc/passwd", http.StatusFound)
 				})
 			},
-			want:   []string{"the Location is not an http or https URL"},
+			want:   []string{"the Location is not an http, https or unix:// URL"},
 			wantTo: "-",
 		},
 	}
@@ -316,4 +316,140 @@ func TestRedirectNeverCarriesTheOperatorsCertificate(t *testing.T) {
 	if got := internal.requests(); len(got) != 1 || got[0] != 1 {
 		t.Errorf("trusted internal service saw %v client certificates, want [1]", got)
 	}
+}
+
+// Redirects to or from a Vault Agent's Unix socket are followed only to an
+// address the Mount itself lists: trusting an address (-vault-addr,
+// -allowed-vault-addresses) is not enough to have a server send the
+// provider to, or from, a socket on the node.
+func TestRedirectUnixSocket(t *testing.T) {
+	sockAddr := func(t *testing.T) string { return "unix://" + socketPath(t) }
+	tests := []struct {
+		name string
+		// run sets up the servers and returns the defaults, the class's
+		// vaultAddress, the address the Mount starts at, and the server
+		// the read must reach ("" if it must be refused).
+		run      func(t *testing.T) (d config.Defaults, classAddr, start string, target *vaulttest.Server)
+		refusal  string
+		wantFrom func(start string) string
+	}{
+		{
+			name: "from the socket to an address the class lists",
+			run: func(t *testing.T) (config.Defaults, string, string, *vaulttest.Server) {
+				addr := sockAddr(t)
+				active := seeded(t, vaulttest.New(t, vaulttest.AnyToken()))
+				agent := vaulttest.New(t, vaulttest.OnSocket(strings.TrimPrefix(addr, "unix://")))
+				agent.Redirect("", active.URL())
+				return config.Defaults{VaultAddress: addr}, addr + "," + active.URL(), addr, active
+			},
+		},
+		{
+			name: "from the socket to an address only the allow-list names",
+			run: func(t *testing.T) (config.Defaults, string, string, *vaulttest.Server) {
+				addr := sockAddr(t)
+				active := seeded(t, vaulttest.New(t, vaulttest.AnyToken()))
+				agent := vaulttest.New(t, vaulttest.OnSocket(strings.TrimPrefix(addr, "unix://")))
+				agent.Redirect("", active.URL())
+				return config.Defaults{VaultAddress: addr, AllowedVaultAddresses: []string{active.URL()}}, "", addr, nil
+			},
+			refusal: "which is not followed: a redirect to or from a Unix socket (unix://) is followed only to an address this SecretProviderClass itself lists in vaultAddress",
+		},
+		{
+			name: "to the socket, which the class lists",
+			run: func(t *testing.T) (config.Defaults, string, string, *vaulttest.Server) {
+				addr := sockAddr(t)
+				agent := seeded(t, vaulttest.New(t, vaulttest.AnyToken(), vaulttest.OnSocket(strings.TrimPrefix(addr, "unix://"))))
+				standby := vaulttest.New(t)
+				redirectTo(standby, addr)
+				return config.Defaults{VaultAddress: addr}, standby.URL() + "," + addr, standby.URL(), agent
+			},
+		},
+		{
+			name: "to the socket, trusted as -vault-addr but not listed by the class",
+			run: func(t *testing.T) (config.Defaults, string, string, *vaulttest.Server) {
+				addr := sockAddr(t)
+				seeded(t, vaulttest.New(t, vaulttest.AnyToken(), vaulttest.OnSocket(strings.TrimPrefix(addr, "unix://"))))
+				tenant := vaulttest.New(t)
+				redirectTo(tenant, addr)
+				return config.Defaults{VaultAddress: addr}, tenant.URL(), tenant.URL(), nil
+			},
+			refusal: "a redirect to or from a Unix socket (unix://) is followed only to an address this SecretProviderClass itself lists",
+		},
+		{
+			name: "from https to the socket the class lists",
+			run: func(t *testing.T) (config.Defaults, string, string, *vaulttest.Server) {
+				addr := sockAddr(t)
+				agent := seeded(t, vaulttest.New(t, vaulttest.AnyToken(), vaulttest.OnSocket(strings.TrimPrefix(addr, "unix://"))))
+				standby := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					http.Redirect(w, r, addr, http.StatusTemporaryRedirect)
+				}))
+				t.Cleanup(standby.Close)
+				return config.Defaults{VaultAddress: addr}, standby.URL + "," + addr, standby.URL, agent
+			},
+		},
+		{
+			name: "a relative Location from the socket stays on it",
+			run: func(t *testing.T) (config.Defaults, string, string, *vaulttest.Server) {
+				addr := sockAddr(t)
+				agent := seeded(t, vaulttest.New(t, vaulttest.AnyToken(), vaulttest.OnSocket(strings.TrimPrefix(addr, "unix://"))))
+				agent.Handle("secret/old", func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Location", "/v1/secret/x")
+					w.WriteHeader(http.StatusTemporaryRedirect)
+				})
+				return config.Defaults{VaultAddress: addr}, "", addr, agent
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, classAddr, start, target := tt.run(t)
+			var params map[string]string
+			if classAddr != "" {
+				params = map[string]string{config.ParamVaultAddress: classAddr, config.ParamVaultSkipTLSVerify: "true"}
+			}
+			cfg := parse(t, d, params)
+			c, ctx := mountClient(t, NewPool(Options{MaxRetries: 0}), cfg, start)
+			path := "secret/x"
+			if tt.name == "a relative Location from the socket stays on it" {
+				path = "secret/old"
+			}
+			resp, err := c.Do(ctx, "hvs.pod", config.Request{Method: "GET", Path: path, Query: map[string][]string{"version": {"3"}}})
+			if tt.refusal != "" {
+				var re *RedirectError
+				if !errors.As(err, &re) || !strings.Contains(err.Error(), tt.refusal) {
+					t.Fatalf("err = %v, want a RedirectError saying %q", err, tt.refusal)
+				}
+				if re.From != start {
+					t.Errorf("RedirectError.From = %q, want %q", re.From, start)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if resp.Secret.Data["k"] != "v" {
+				t.Errorf("data = %v", resp.Secret.Data)
+			}
+			got := last(t, target)
+			if got.Path != "secret/x" || got.Token != "hvs.pod" || got.Query.Get("version") != "3" {
+				t.Errorf("the target got %s token %q query %v", got.Path, got.Token, got.Query)
+			}
+		})
+	}
+}
+
+// seeded gives s the secret at secret/x the redirect tests read.
+func seeded(t *testing.T, s *vaulttest.Server) *vaulttest.Server {
+	t.Helper()
+	s.PutKV("secret/x", map[string]any{"k": "v"})
+	return s
+}
+
+// redirectTo makes s redirect every request to the unix:// address addr,
+// which names only the socket.
+func redirectTo(s *vaulttest.Server, addr string) {
+	s.Handle("", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", addr)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	})
 }

@@ -53,6 +53,8 @@ type options struct {
 	hmacKeyFile   string
 	cacheSize     int
 	leaseSize     int
+	idsPerPod     int
+	leasesPerPod  int
 	refresh       float64
 	fetchConc     int
 	maxResponse   int
@@ -135,8 +137,10 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 	fs.StringVar(&o.hmacName, "hmac-secret-name", "vault-csi-provider-hmac-key", "Secret (in -hmac-secret-namespace) holding the object-version HMAC key; created on first use")
 	fs.StringVar(&o.hmacNamespace, "hmac-secret-namespace", "", "namespace of the HMAC key Secret (default: $POD_NAMESPACE, else the service account's namespace)")
 	fs.StringVar(&o.hmacKeyFile, "hmac-key-file", "", "file with a 32-byte HMAC key (raw, hex or base64) to use instead of the Kubernetes Secret")
-	fs.IntVar(&o.cacheSize, "cache-size", 1000, "maximum number of cached Vault tokens (pod identities); evicted tokens are revoked")
-	fs.IntVar(&o.leaseSize, "lease-cache-size", cache.DefaultMaxEntries, "maximum number of cached leased answers (dynamic credentials, certificates)")
+	fs.IntVar(&o.cacheSize, "cache-size", 1000, "maximum number of cached Vault tokens (pod identities); when full, the pod holding the most loses its least recently used (forgotten, not revoked)")
+	fs.IntVar(&o.leaseSize, "lease-cache-size", cache.DefaultMaxEntries, "maximum number of cached leased answers (dynamic credentials, certificates); when full, the pod holding the most loses its least recently used")
+	fs.IntVar(&o.idsPerPod, "max-identities-per-pod", cache.DefaultMaxTokensPerPod, "Vault tokens (identities: role, auth mount, Vault address...) one pod keeps cached; beyond, its least recently used is forgotten")
+	fs.IntVar(&o.leasesPerPod, "max-leases-per-pod", cache.DefaultMaxLeasesPerPod, "leased answers (dynamic credentials, certificates) one pod keeps cached; beyond, its least recently used is forgotten")
 	fs.Float64Var(&o.refresh, "refresh-fraction", cache.DefaultRefreshFraction, "share of a token's, lease's or certificate's lifetime after which it is renewed or replaced (0-1)")
 	fs.IntVar(&o.fetchConc, "fetch-concurrency", provider.DefaultFetchConcurrency, "Vault calls one Mount makes at once")
 	fs.IntVar(&o.maxResponse, "max-response-bytes", provider.MaxResponseBytes, "largest Mount response; match the driver's --max-call-recv-msg-size")
@@ -178,6 +182,8 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (*o
 		{"max-concurrent-mounts", o.grpc.MaxConcurrentMounts},
 		{"max-concurrent-mounts-per-pod", o.grpc.MaxConcurrentMountsPerPod},
 		{"max-queued-mounts", o.grpc.MaxQueuedMounts},
+		{"max-identities-per-pod", o.idsPerPod},
+		{"max-leases-per-pod", o.leasesPerPod},
 	} {
 		if l.v < 1 {
 			return nil, fmt.Errorf("-%s %d must be at least 1", l.name, l.v)
@@ -216,6 +222,8 @@ func run(ctx context.Context, o *options) error {
 	p := app.NewProvider(o.defaults, o.vaultOpts, app.Tuning{
 		CacheSize:        o.cacheSize,
 		LeaseCacheSize:   o.leaseSize,
+		IdentitiesPerPod: o.idsPerPod,
+		LeasesPerPod:     o.leasesPerPod,
 		RefreshFraction:  o.refresh,
 		FetchConcurrency: o.fetchConc,
 		MaxResponseBytes: o.maxResponse,

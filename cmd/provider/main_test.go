@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vault-csi-provider/vault-csi-provider/cache"
 	"github.com/vault-csi-provider/vault-csi-provider/internal/buildinfo"
 	"github.com/vault-csi-provider/vault-csi-provider/provider"
 	"github.com/vault-csi-provider/vault-csi-provider/server"
@@ -60,6 +61,8 @@ func TestParseFlagsDefaults(t *testing.T) {
 		{"max queued mounts", o.grpc.MaxQueuedMounts, server.DefaultMaxQueuedMounts},
 		{"hmac name", o.hmacName, "vault-csi-provider-hmac-key"},
 		{"hmac namespace", o.hmacNamespace, ""},
+		{"max identities per pod", o.idsPerPod, cache.DefaultMaxTokensPerPod},
+		{"max leases per pod", o.leasesPerPod, cache.DefaultMaxLeasesPerPod},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -220,6 +223,16 @@ func TestParseFlagsMountLimits(t *testing.T) {
 	}
 }
 
+func TestParseFlagsCacheQuotas(t *testing.T) {
+	o, err := parse(t, []string{"-cache-size", "500", "-lease-cache-size=2000", "-max-identities-per-pod", "3", "-max-leases-per-pod=40"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cacheSize != 500 || o.leaseSize != 2000 || o.idsPerPod != 3 || o.leasesPerPod != 40 {
+		t.Errorf("cache %d, leases %d, identities per pod %d, leases per pod %d; want 500, 2000, 3, 40", o.cacheSize, o.leaseSize, o.idsPerPod, o.leasesPerPod)
+	}
+}
+
 func TestParseFlagsErrors(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -244,6 +257,10 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"allow-list entry with credentials", []string{"-allowed-vault-addresses", "https://admin:hunter2@vault:8200"}, "(not shown: it contains '@')"},
 		{"client cache of 0", []string{"-vault-client-cache-size", "0"}, "-vault-client-cache-size 0"},
 		{"no Vault connections", []string{"-vault-max-connections", "0"}, "-vault-max-connections 0 must be at least 1"},
+		{"relative socket in -vault-addr", []string{"-vault-addr", "unix://agent.sock"}, `address 1 of 1, "unix://agent.sock", is not a usable unix:// address: its socket path is not absolute`},
+		{"socket prefix in the allow-list", []string{"-allowed-vault-addresses", "unix:///var/run/*"}, "a Unix socket is trusted only when listed exactly"},
+		{"max identities per pod 0", []string{"-max-identities-per-pod", "0"}, "-max-identities-per-pod 0 must be at least 1"},
+		{"max leases per pod 0", []string{"-max-leases-per-pod", "0"}, "-max-leases-per-pod 0 must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -47,7 +47,7 @@ var (
 
 	// TokenCache counts how pods' Vault tokens were obtained: "hit" (cached
 	// and fresh), "renewed", "login" (no usable token), "relogin" (after
-	// Vault refused a cached token), "evicted".
+	// Vault refused a cached token), "evicted" (for room; see CacheEvictions).
 	TokenCache = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace,
 		Name:      "token_cache_total",
@@ -68,6 +68,17 @@ var (
 		Name:      "cache_entries",
 		Help:      "Entries in the provider's caches.",
 	}, []string{"cache"})
+
+	// CacheEvictions counts entries a cache dropped for room, by cache
+	// (tokens, leases) and reason: "pod_quota" (the pod went over its own
+	// -max-identities-per-pod or -max-leases-per-pod) or "capacity" (the
+	// cache was full; taken from a pod holding the most entries). An
+	// evicted token is not revoked.
+	CacheEvictions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "cache_evictions_total",
+		Help:      "Cache entries evicted for room, by cache (tokens, leases) and reason (pod_quota, capacity).",
+	}, []string{"cache", "reason"})
 
 	// VaultAddressServed counts Mounts by the position, in the failover
 	// list, of the Vault address that served them (0 = the first).
@@ -122,7 +133,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		GRPCRequests, GRPCDuration, VaultRequests, VaultDuration, Objects,
-		TokenCache, LeaseCache, CachedEntries, VaultAddressServed,
+		TokenCache, LeaseCache, CachedEntries, CacheEvictions, VaultAddressServed,
 		MountsInFlight, MountsQueued, MountAdmissionWait, MountAdmissionRejections,
 	)
 }

@@ -174,7 +174,7 @@ func (p *printer) doPrintf(format string) error {
 		}
 
 		if !afterIndex {
-			argNum, i, afterIndex = p.argNumber(argNum, format, i, len(a))
+			argNum, i, _ = p.argNumber(argNum, format, i, len(a))
 		}
 
 		if i >= end {

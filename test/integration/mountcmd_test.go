@@ -319,10 +319,7 @@ func objectsOf(spc string) string {
 func TestMountCommandBinary(t *testing.T) {
 	needWorld(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "provider")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/vault-csi-provider/vault-csi-provider/cmd/provider").CombinedOutput(); err != nil {
-		t.Fatalf("building cmd/provider: %v\n%s", err, out)
-	}
+	bin := buildProvider(t, dir)
 	vaultTok, jwt := tokenFile(t, dir, "vault")
 	good := writeTestFile(t, dir, "good.yaml", spcWith("app", ""))
 	noRole := writeTestFile(t, dir, "no-role.yaml", spcWith("no-such-role", ""))

@@ -161,7 +161,7 @@ func TestRedirect(t *testing.T) {
 	active.PutKV("kv/a", map[string]any{"k": "from active"})
 	standby := vaulttest.New(t)
 	standby.Redirect("", active.URL())
-	toActive := vault.WithPolicy(ctx, vault.Policy{Redirect: func(origin string) (config.TLS, bool) {
+	toActive := vault.WithPolicy(ctx, vault.Policy{Redirect: func(_, origin string) (config.TLS, bool) {
 		return config.TLS{}, origin == config.Origin(active.URL())
 	}})
 	resp, err := client(t, standby).Do(toActive, "hvs.x", get("kv/a"))

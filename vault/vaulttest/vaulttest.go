@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -30,13 +31,14 @@ import (
 	"time"
 )
 
-// Server is a fake Vault listening on 127.0.0.1. Its methods are safe for
-// concurrent use.
+// Server is a fake Vault listening on 127.0.0.1 (or a Unix socket, see
+// OnSocket). Its methods are safe for concurrent use.
 type Server struct {
 	t        testing.TB
 	srv      *httptest.Server
 	clock    *Clock
 	anyToken bool
+	socket   string        // Unix socket path, or "" for 127.0.0.1
 	done     chan struct{} // closed by Close: ends holds and delays
 	close    sync.Once
 
@@ -72,6 +74,11 @@ func WithClock(c *Clock) Option { return func(s *Server) { s.clock = c } }
 // that make tokens up instead of logging in.
 func AnyToken() Option { return func(s *Server) { s.anyToken = true } }
 
+// OnSocket makes the server listen on the Unix socket path instead of
+// 127.0.0.1, as a Vault Agent's listener "unix" does; its URL is then
+// "unix://" + path. The socket file is removed when the server closes.
+func OnSocket(path string) Option { return func(s *Server) { s.socket = path } }
+
 // New starts a fake Vault; it is closed when the test ends. It has no auth
 // mount and no secrets until the test adds them.
 func New(t testing.TB, opts ...Option) *Server {
@@ -92,15 +99,32 @@ func New(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	if s.socket == "" {
+		s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	} else {
+		l, err := net.Listen("unix", s.socket)
+		if err != nil {
+			t.Fatalf("vaulttest: listening on %s: %v", s.socket, err)
+		}
+		s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+		s.srv.Listener.Close()
+		s.srv.Listener = l
+		s.srv.Start()
+	}
 	t.Cleanup(s.Close)
 	return s
 }
 
-// URL is the server's address for clients, "http://127.0.0.1:port".
-func (s *Server) URL() string { return s.srv.URL }
+// URL is the server's address for clients, "http://127.0.0.1:port", or
+// "unix:///path" on a socket.
+func (s *Server) URL() string {
+	if s.socket != "" {
+		return "unix://" + s.socket
+	}
+	return s.srv.URL
+}
 
-// Addr is the server's host:port.
+// Addr is the server's host:port, or its socket path.
 func (s *Server) Addr() string { return s.srv.Listener.Addr().String() }
 
 // Clock is the clock the server measures lifetimes on.

@@ -104,6 +104,8 @@ func LimitFlags(fs *flag.FlagSet, l *config.Limits) {
 type Tuning struct {
 	CacheSize        int     // Vault tokens cached (-cache-size)
 	LeaseCacheSize   int     // leased answers cached (-lease-cache-size)
+	IdentitiesPerPod int     // Vault tokens one pod keeps cached (-max-identities-per-pod); 0: the default
+	LeasesPerPod     int     // leased answers one pod keeps cached (-max-leases-per-pod); 0: the default
 	RefreshFraction  float64 // -refresh-fraction
 	FetchConcurrency int     // -fetch-concurrency
 	MaxResponseBytes int     // -max-response-bytes
@@ -120,6 +122,8 @@ func DefaultTuning() Tuning {
 		RefreshFraction:  cache.DefaultRefreshFraction,
 		FetchConcurrency: provider.DefaultFetchConcurrency,
 		MaxResponseBytes: provider.MaxResponseBytes,
+		IdentitiesPerPod: cache.DefaultMaxTokensPerPod,
+		LeasesPerPod:     cache.DefaultMaxLeasesPerPod,
 	}
 }
 
@@ -139,6 +143,8 @@ func NewProvider(d config.Defaults, vo vault.Options, t Tuning, kube *kubeapi.Cl
 		Credentials: cache.New(authn, cache.Options{
 			TokenCacheSize:  t.CacheSize,
 			LeaseCacheSize:  t.LeaseCacheSize,
+			MaxTokensPerPod: t.IdentitiesPerPod,
+			MaxLeasesPerPod: t.LeasesPerPod,
 			RefreshFraction: t.RefreshFraction,
 			Now:             t.Now,
 		}),
