@@ -1,6 +1,9 @@
 package provider
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // A Mount's Vault calls run on goroutines of their own (fetch). Each call
 // goes deep (cache, Vault client, HTTP), so a new goroutine grew its stack
@@ -11,11 +14,17 @@ import "time"
 // workerIdle is how long a worker waits for its next call before it exits.
 const workerIdle = 5 * time.Second
 
+// maxIdleWorkers bounds the workers waiting for a call. Calls go to the
+// waiting workers in turn, so under a steady trickle of calls every one
+// of them would stay: a burst's workers beyond this exit when done.
+const maxIdleWorkers = 32
+
 // workers runs functions on reused goroutines; the zero value is ready.
 // As many run at once as are handed to it: a function never waits for a
 // worker.
 type workers struct {
 	work chan func() // unbuffered: taken only by an idle worker
+	idle atomic.Int32
 }
 
 var fetchWorkers = workers{work: make(chan func())}
@@ -35,10 +44,16 @@ func (w *workers) loop(f func()) {
 	for {
 		f()
 		f = nil // not kept alive while idle
+		if w.idle.Add(1) > maxIdleWorkers {
+			w.idle.Add(-1)
+			return
+		}
 		idle.Reset(workerIdle)
 		select {
 		case f = <-w.work:
+			w.idle.Add(-1)
 		case <-idle.C:
+			w.idle.Add(-1)
 			return
 		}
 	}

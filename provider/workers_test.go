@@ -51,3 +51,31 @@ func TestWorkers(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A burst's workers beyond maxIdleWorkers do not stay.
+func TestWorkersIdleBounded(t *testing.T) {
+	w := &workers{work: make(chan func())}
+	const n = 3 * maxIdleWorkers
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range n {
+		wg.Add(1)
+		w.Go(func() {
+			defer wg.Done()
+			<-release
+		})
+	}
+	close(release)
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		idle := w.idle.Load()
+		if idle == maxIdleWorkers {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle workers after a burst of %d, want %d", idle, n, maxIdleWorkers)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
